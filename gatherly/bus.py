@@ -1,0 +1,230 @@
+"""The message bus: the only module that imports nats.
+
+Everything else sees `Bus`, `OutgoingMessage`, `Delivery` and `PullConsumer`, so a service never
+handles a nats type and the transport could change behind this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+SUBJECTS = ["gatherly.>"]
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+class BusUnavailable(Exception):
+    """NATS could not be reached or did not answer in time; the caller retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    subject: str
+    payload: bytes
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message handed to a consumer; ack only after its effect is committed."""
+
+    payload: bytes
+    headers: dict[str, str]
+    stream_sequence: int
+    delivered_count: int
+    _msg: Msg
+
+    async def ack(self) -> None:
+        await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        await self._msg.nak(delay=delay)
+
+    async def term(self) -> None:
+        await self._msg.term()
+
+
+class PullConsumer:
+    def __init__(self, subscription: JetStreamContext.PullSubscription) -> None:
+        self._subscription = subscription
+
+    async def fetch(self, batch: int, wait: float) -> list[Delivery]:
+        """Up to `batch` messages; returns as soon as any are available, [] after `wait`."""
+        try:
+            messages = await self._subscription.fetch(batch, timeout=wait)
+        except (NatsTimeout, TimeoutError):
+            return []
+        except (ConnectionClosedError, NoServersError) as error:
+            raise BusUnavailable(str(error)) from error
+        return [_delivery(message) for message in messages]
+
+    async def close(self) -> None:
+        try:
+            await self._subscription.unsubscribe()
+        except Exception as error:  # closing after a lost connection is not an error here
+            log.debug("unsubscribe failed: %s", error)
+
+
+def _delivery(message: Msg) -> Delivery:
+    metadata = message.metadata
+    return Delivery(
+        payload=message.data,
+        headers=dict(message.headers or {}),
+        stream_sequence=metadata.sequence.stream,
+        delivered_count=metadata.num_delivered,
+        _msg=message,
+    )
+
+
+class Bus:
+    def __init__(self, client: Client, stream: str, max_in_flight: int) -> None:
+        self._client = client
+        self._stream = stream
+        self._js = client.jetstream(publish_async_max_pending=max_in_flight)
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, stream: str, name: str, max_in_flight: int = 1000
+    ) -> Bus:
+        """Connect with endless reconnects; a restarted nats-server is picked up again."""
+
+        async def on_disconnect() -> None:
+            log.warning("%s: disconnected from NATS", name)
+
+        async def on_reconnect() -> None:
+            log.warning("%s: reconnected to NATS", name)
+
+        async def on_error(error: Exception) -> None:
+            log.warning("%s: NATS error: %s", name, error)
+
+        try:
+            client = await nats.connect(
+                url,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=3,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                error_cb=on_error,
+            )
+        except (NoServersError, OSError, NatsTimeout, TimeoutError) as error:
+            raise BusUnavailable(str(error)) from error
+        return cls(client, stream, max_in_flight)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._client.is_connected)
+
+    async def ensure_stream(self, *, duplicate_window: float) -> None:
+        """File storage, everything under `gatherly.>`; the duplicate window dedups republishes."""
+        config = StreamConfig(
+            name=self._stream,
+            subjects=SUBJECTS,
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            duplicate_window=duplicate_window,
+        )
+        try:
+            await self._js.stream_info(self._stream)
+            await self._js.update_stream(config)
+        except NotFoundError:
+            await self._js.add_stream(config)
+
+    async def delete_stream(self) -> None:
+        """Drop the stream and everything on it (tests, and a deliberate fresh start)."""
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_stream(self._stream)
+
+    async def last_sequence(self) -> int:
+        info = await self._js.stream_info(self._stream)
+        return int(info.state.last_seq)
+
+    async def publish_pipelined(
+        self, messages: Sequence[OutgoingMessage], *, ack_timeout: float
+    ) -> int:
+        """Publish in order without waiting per message; return how many, from the start, were
+        acknowledged by the stream. Anything after the first failure must be published again."""
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for message in messages:
+                headers = {MSG_ID_HEADER: message.message_id, **message.headers}
+                futures.append(
+                    await self._js.publish_async(
+                        message.subject, message.payload, headers=headers, wait_stall=ack_timeout
+                    )
+                )
+        except Exception as error:
+            log.warning("publish stalled after %d messages: %s", len(futures), error)
+        if not futures:
+            return 0
+        done, pending = await asyncio.wait(futures, timeout=ack_timeout)
+        for future in pending:
+            future.cancel()
+        acknowledged = 0
+        for future in futures:
+            if future not in done or future.cancelled() or future.exception() is not None:
+                break
+            acknowledged += 1
+        return acknowledged
+
+    async def pull_consumer(
+        self,
+        durable: str,
+        *,
+        start_sequence: int,
+        ack_wait: float,
+        max_ack_pending: int,
+        filter_subject: str = "gatherly.>",
+    ) -> PullConsumer:
+        """A durable pull consumer positioned at `start_sequence`.
+
+        The consumer's own state is disposable: the consumer's database holds the truth, so the
+        durable is recreated at the position that database says.
+        """
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self._stream, durable)
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_sequence),
+            ack_wait=ack_wait,
+            max_ack_pending=max_ack_pending,
+            filter_subject=filter_subject,
+        )
+        await self._js.add_consumer(self._stream, config)
+        subscription = await self._js.pull_subscribe_bind(durable, stream=self._stream)
+        return PullConsumer(subscription)
+
+    async def close(self) -> None:
+        """Flush and close. Not `drain()`: it waits on pull subscriptions' queues, which fetch
+        never marks done, and every publish this module makes has already been awaited."""
+        if self._client.is_closed:
+            return
+        with contextlib.suppress(Exception):  # flushing a broken connection is best effort
+            await self._client.flush(timeout=1)
+        await self._client.close()

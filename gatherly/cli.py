@@ -1,0 +1,126 @@
+"""`gatherly` command line: run the whole system, or one of its processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from gatherly.settings import Settings
+
+# The single wiring point: which app, migrations and projections each process name means.
+# Strings, so the kernel never imports a service at module level.
+APPS: dict[str, tuple[str, str]] = {
+    "members": ("services.members.app:create_app", "members_port"),
+    "kpi": ("services.kpi.app:create_app", "kpi_port"),
+    "edge": ("gateway.edge.app:create_app", "edge_port"),
+}
+SCHEMAS: dict[str, str] = {
+    "members": "services.members.migrations",
+    "kpi": "services.kpi.migrations",
+}
+WRITERS = ("members",)
+PROJECTIONS: dict[str, str] = {"kpi": "services.kpi.projections:build_projection"}
+
+
+def load(path: str) -> Any:
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.local.supervisor import run_system
+
+    return run_system(settings)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gatherly.telemetry import configure_tracing
+
+    factory_path, port_field = APPS[args.app]
+    configure_tracing(f"gatherly-{args.app}")
+    app = load(factory_path)(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=int(getattr(settings, port_field)),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.migrate import migrate
+
+    for schema in args.schemas or list(SCHEMAS):
+        migrate(settings.database, schema, SCHEMAS[schema])
+    return 0
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.outbox import run_relay
+    from gatherly.telemetry import configure_tracing
+
+    configure_tracing(f"gatherly-{args.schema}-relay")
+    asyncio.run(run_relay(settings, args.schema))
+    return 0
+
+
+def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.projection import run_projection
+    from gatherly.telemetry import configure_tracing
+
+    configure_tracing(f"gatherly-{args.projection}-projector")
+    projection = load(PROJECTIONS[args.projection])()
+    asyncio.run(run_projection(settings, projection))
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.replay import replay
+
+    projection = load(PROJECTIONS[args.projection])()
+    return asyncio.run(replay(settings, projection))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatherly", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the whole system (embedded NATS/Postgres unless set)")
+    serve = commands.add_parser("serve", help="run one HTTP app")
+    serve.add_argument("app", choices=sorted(APPS))
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("schemas", nargs="*", choices=sorted(SCHEMAS))
+    relay = commands.add_parser("relay", help="publish a service's committed events to NATS")
+    relay.add_argument("schema", choices=WRITERS)
+    project = commands.add_parser("project", help="run a projection consumer")
+    project.add_argument("projection", choices=sorted(PROJECTIONS))
+    replay = commands.add_parser("replay", help="drop a projection and rebuild it from the log")
+    replay.add_argument("projection", choices=sorted(PROJECTIONS))
+    return parser
+
+
+HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "up": cmd_up,
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "relay": cmd_relay,
+    "project": cmd_project,
+    "replay": cmd_replay,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return HANDLERS[args.command](Settings(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

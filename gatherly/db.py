@@ -1,0 +1,27 @@
+"""Database engines: one Postgres schema per service, through SQLAlchemy's asyncpg driver."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine whose connections see only `schema` (and `public`) by default."""
+    if not SCHEMA_NAME.match(schema):
+        raise ValueError(f"bad schema name {schema!r}")
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=600,
+        connect_args={
+            "server_settings": {"search_path": f"{schema},public"},
+            "timeout": 5,
+            "command_timeout": 30,
+        },
+    )

@@ -1,0 +1,175 @@
+"""The event store: append with an expected version, read a stream, read everything in commit order.
+
+Commit order, not insert order: a `bigserial` alone lets a reader skip a transaction that took a
+lower number but committed later. Every row carries the id of the transaction that wrote it
+(`xid8`), and `read_all` returns only rows of transactions older than the oldest one still running
+(`pg_snapshot_xmin`), ordered by (transaction id, position). Nothing can commit below that line
+later, so a reader that advances along it never skips an event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gatherly.envelope import DomainEvent, Envelope, new_event_id
+
+WAKE_CHANNEL = "gatherly_events"
+
+
+class ConcurrencyConflict(Exception):
+    """Someone appended to the stream after the version the caller decided on."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int | None = None) -> None:
+        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """Where a reader stands in the global commit order."""
+
+    tx_id: int
+    position: int
+
+    def __str__(self) -> str:
+        return f"{self.tx_id}:{self.position}"
+
+    @classmethod
+    def parse(cls, value: str) -> Position:
+        tx_id, position = value.split(":")
+        return cls(int(tx_id), int(position))
+
+
+START = Position(0, 0)
+
+_COLUMNS = "id, stream_id, community_id, type, version, occurred_at, recorded_at, data, traceparent"
+
+_INSERT = text(
+    "INSERT INTO events"
+    " (id, stream_id, community_id, type, version, occurred_at, data, traceparent)"
+    " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:stream_ids AS text[]),"
+    " CAST(:community_ids AS text[]), CAST(:types AS text[]), CAST(:versions AS int[]),"
+    " CAST(:times AS timestamptz[]), CAST(:datas AS jsonb[]), CAST(:traceparents AS text[]))"
+)
+
+
+class EventStore:
+    """Appends and reads the events of one service; `source` names that service on the wire."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        *,
+        stream_id: str,
+        community_id: str,
+        expected_version: int,
+        events: list[DomainEvent],
+        traceparent: str | None = None,
+    ) -> list[Envelope]:
+        """Append in the caller's transaction; the unique (stream_id, version) is the lock."""
+        current = await self.stream_version(conn, stream_id)
+        if current != expected_version:
+            raise ConcurrencyConflict(stream_id, expected_version, current)
+        envelopes = [
+            Envelope(
+                id=new_event_id(),
+                source=self.source,
+                type=event.type,
+                subject=stream_id,
+                community_id=community_id,
+                sequence=expected_version + offset,
+                time=event.time,
+                data=event.data,
+                traceparent=traceparent,
+            )
+            for offset, event in enumerate(events, start=1)
+        ]
+        await self.append_envelopes(conn, envelopes)
+        return envelopes
+
+    async def append_envelopes(self, conn: AsyncConnection, envelopes: list[Envelope]) -> None:
+        """Insert prepared envelopes (many streams at once, for batch paths) in one statement."""
+        if not envelopes:
+            return
+        params: dict[str, list[Any]] = {
+            "ids": [e.id for e in envelopes],
+            "stream_ids": [e.subject for e in envelopes],
+            "community_ids": [e.community_id for e in envelopes],
+            "types": [e.type for e in envelopes],
+            "versions": [e.sequence for e in envelopes],
+            "times": [e.time for e in envelopes],
+            "datas": [json.dumps(e.data) for e in envelopes],
+            "traceparents": [e.traceparent for e in envelopes],
+        }
+        try:
+            await conn.execute(_INSERT, params)
+        except IntegrityError as error:
+            first = envelopes[0]
+            raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
+        # A hint only: the relay also polls, so a lost notification delays, never loses.
+        await conn.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+
+    async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
+        result = await conn.execute(
+            text("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :s"),
+            {"s": stream_id},
+        )
+        return int(result.scalar_one())
+
+    async def read_stream(self, conn: AsyncConnection, stream_id: str) -> list[Envelope]:
+        result = await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM events WHERE stream_id = :s ORDER BY version"),
+            {"s": stream_id},
+        )
+        return [self._envelope(row) for row in result]
+
+    async def read_all(
+        self, conn: AsyncConnection, after: Position, limit: int
+    ) -> list[tuple[Position, Envelope]]:
+        """Events committed after `after`, in commit order, never past a still-open transaction."""
+        result = await conn.execute(
+            text(
+                f"SELECT tx_id::text::bigint AS tx, position, {_COLUMNS} FROM events"
+                " WHERE (tx_id, position) > (CAST(:tx AS text)::xid8, :pos)"
+                " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+                " ORDER BY tx_id, position LIMIT :limit"
+            ),
+            {"tx": str(after.tx_id), "pos": after.position, "limit": limit},
+        )
+        return [(Position(row.tx, row.position), self._envelope(row)) for row in result]
+
+    async def count_after(self, conn: AsyncConnection, after: Position) -> int:
+        """How many committed events a reader at `after` has yet to see (relay lag)."""
+        result = await conn.execute(
+            text(
+                "SELECT count(*) FROM events"
+                " WHERE (tx_id, position) > (CAST(:tx AS text)::xid8, :pos)"
+            ),
+            {"tx": str(after.tx_id), "pos": after.position},
+        )
+        return int(result.scalar_one())
+
+    def _envelope(self, row: Any) -> Envelope:
+        return Envelope(
+            id=str(row.id),
+            source=self.source,
+            type=row.type,
+            subject=row.stream_id,
+            community_id=row.community_id,
+            sequence=row.version,
+            time=row.occurred_at,
+            data=row.data if isinstance(row.data, dict) else json.loads(row.data),
+            traceparent=row.traceparent,
+            recorded_at=row.recorded_at,
+        )

@@ -1,0 +1,177 @@
+"""The outbox relay: tail a service's event store in commit order and publish to JetStream.
+
+Exactly once on the stream per event id: the relay may publish an event twice (it crashed before
+saving its checkpoint, or an ack was lost), and the stream drops the second copy because
+`Nats-Msg-Id` is the event id and the duplicate window outlasts the relay's retry horizon. The
+checkpoint moves only over events the stream acknowledged. One relay per database publishes: the
+others wait on a Postgres advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import zlib
+
+import asyncpg
+from opentelemetry.trace import SpanKind
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gatherly.bus import Bus, BusUnavailable, OutgoingMessage
+from gatherly.db import create_engine
+from gatherly.envelope import Envelope
+from gatherly.eventstore import START, WAKE_CHANNEL, EventStore, Position
+from gatherly.settings import Settings, to_libpq_url
+from gatherly.telemetry import context_from_traceparent, trace_headers, tracer
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+    BusUnavailable,
+)
+
+
+class Relay:
+    def __init__(self, settings: Settings, schema: str, engine: AsyncEngine) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.engine = engine
+        self.store = EventStore(source=f"/gatherly/{schema}")
+        self.stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    @property
+    def lock_key(self) -> int:
+        return zlib.crc32(f"gatherly-relay:{self.schema}".encode())
+
+    async def run(self) -> None:
+        """Elect, publish until leadership or a connection is lost, and start over until stopped."""
+        backoff = 0.2
+        while not self.stopping.is_set():
+            try:
+                await self._lead()
+                backoff = 0.2
+            except RETRYABLE as error:
+                log.warning("relay %s: %s; retrying in %.1fs", self.schema, error, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _lead(self) -> None:
+        leader = await asyncpg.connect(to_libpq_url(self.settings.database), timeout=5)
+        try:
+            while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+                if await self._sleep(1.0):
+                    return
+            await leader.add_listener(WAKE_CHANNEL, lambda *_: self._wake.set())
+            bus = await Bus.connect(
+                self.settings.nats,
+                stream=self.settings.stream_name,
+                name=f"relay-{self.schema}",
+                max_in_flight=self.settings.relay_max_in_flight,
+            )
+            try:
+                await bus.ensure_stream(duplicate_window=self.settings.duplicate_window_seconds)
+                await self._publish_while_leader(leader, bus)
+            finally:
+                await bus.close()
+        finally:
+            if not leader.is_closed():
+                await leader.close()
+
+    async def _publish_while_leader(self, leader: asyncpg.Connection, bus: Bus) -> None:
+        position = await self.load_checkpoint()
+        while not self.stopping.is_set() and not leader.is_closed():
+            self._wake.clear()
+            async with self.engine.connect() as conn:
+                batch = await self.store.read_all(conn, position, self.settings.relay_batch_size)
+            if not batch:
+                await self._sleep(self.settings.relay_poll_seconds, wake=True)
+                continue
+            acknowledged = await bus.publish_pipelined(
+                [self._message(envelope) for _, envelope in batch],
+                ack_timeout=self.settings.relay_ack_timeout_seconds,
+            )
+            if acknowledged:
+                position = batch[acknowledged - 1][0]
+                await self.save_checkpoint(position)
+                self.published += acknowledged
+            if acknowledged < len(batch):
+                await self._sleep(0.5)
+
+    def _message(self, envelope: Envelope) -> OutgoingMessage:
+        with tracer().start_as_current_span(
+            f"{envelope.nats_subject} publish",
+            context=context_from_traceparent(envelope.traceparent),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": envelope.nats_subject,
+                "messaging.message.id": envelope.id,
+            },
+        ):
+            headers = trace_headers()
+        return OutgoingMessage(
+            subject=envelope.nats_subject,
+            payload=envelope.to_json(),
+            message_id=envelope.id,
+            headers=headers,
+        )
+
+    async def load_checkpoint(self) -> Position:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT tx_id, position FROM relay_checkpoint WHERE relay = :r"),
+                    {"r": self.schema},
+                )
+            ).first()
+        return Position(row.tx_id, row.position) if row else START
+
+    async def save_checkpoint(self, position: Position) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO relay_checkpoint (relay, tx_id, position) VALUES (:r, :t, :p)"
+                    " ON CONFLICT (relay) DO UPDATE SET tx_id = excluded.tx_id,"
+                    " position = excluded.position, updated_at = now()"
+                ),
+                {"r": self.schema, "t": position.tx_id, "p": position.position},
+            )
+
+    async def _sleep(self, seconds: float, *, wake: bool = False) -> bool:
+        """Sleep until timeout, stop, or (if `wake`) a NOTIFY hint; True when stopping."""
+        waiters = [asyncio.ensure_future(self.stopping.wait())]
+        if wake:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        _, pending = await asyncio.wait(
+            waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
+        return self.stopping.is_set()
+
+
+async def run_relay(settings: Settings, schema: str) -> None:
+    """`gatherly relay <schema>`: run until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    engine = create_engine(settings.database, schema, pool_size=2)
+    relay = Relay(settings, schema, engine)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, relay.stopping.set)
+    try:
+        await relay.run()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,82 @@
+"""Configuration from the environment (prefix ``GATHERLY_``); nothing here connects to anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_DATABASE = "gatherly"
+
+
+class Settings(BaseSettings):
+    """Every knob of every Gatherly process. Defaults avoid the standard ports (5432, 4222)."""
+
+    model_config = SettingsConfigDict(env_prefix="GATHERLY_", extra="ignore")
+
+    data_dir: Path = Path(".gatherly")
+    host: str = "127.0.0.1"
+
+    # External servers; when unset, `gatherly up` starts embedded ones on the ports below.
+    database_url: str | None = None
+    nats_url: str | None = None
+    postgres_port: int = 7432
+    nats_port: int = 7422
+
+    gateway_port: int = 7480
+    members_port: int = 7481
+    kpi_port: int = 7482
+    edge_port: int = 7483
+    traefik_admin_port: int = 7489
+
+    admin_key: SecretStr | None = None
+
+    stream_name: str = "GATHERLY"
+    # `always` fsyncs every JetStream write; see docs/adr/0002 for the throughput trade.
+    nats_sync_always: bool = True
+    # Must exceed the relay's retry horizon so a republished event is dropped by the stream.
+    duplicate_window_seconds: float = 3600.0
+
+    relay_max_in_flight: int = Field(default=1000, ge=1)
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_poll_seconds: float = Field(default=0.5, gt=0)
+    relay_ack_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    projection_batch_size: int = Field(default=500, ge=1)
+    projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the Postgres database every service keeps its schema in."""
+        url = self.database_url or (
+            f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{EMBEDDED_DATABASE}"
+        )
+        return to_asyncpg_url(url)
+
+    @property
+    def nats(self) -> str:
+        return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_embedded_nats(self) -> bool:
+        return self.nats_url is None
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and point SQLAlchemy at the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+def to_libpq_url(url: str) -> str:
+    """The same URL without the SQLAlchemy driver suffix, for asyncpg and psql."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)

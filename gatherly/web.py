@@ -1,0 +1,203 @@
+"""HTTP pieces every service shares: problem+json errors, health, community scoping, cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gatherly.eventstore import ConcurrencyConflict
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An RFC 9457 problem the caller can act on."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
+    if problem.detail:
+        body["detail"] = problem.detail
+    if instance:
+        body["instance"] = instance
+    body.update(problem.extensions)
+    return JSONResponse(
+        body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    if isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(error, DBAPIError):
+        original = getattr(error, "orig", None)
+        cause = getattr(original, "__cause__", None)
+        return isinstance(
+            cause,
+            asyncpg.CannotConnectNowError
+            | asyncpg.ConnectionDoesNotExistError
+            | asyncpg.AdminShutdownError
+            | OSError,
+        ) or bool(error.connection_invalidated)
+    return False
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every 4xx and 5xx leaves as application/problem+json, validation errors included."""
+
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Problem)
+        return problem_response(error, request.url.path)
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        title = {404: "Not Found", 405: "Method Not Allowed"}.get(error.status_code, "Error")
+        detail = error.detail if isinstance(error.detail, str) else None
+        return problem_response(
+            Problem(error.status_code, title, detail, headers=dict(error.headers or {})),
+            request.url.path,
+        )
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg"), "type": e.get("type")}
+            for e in error.errors()
+        ]
+        problem = Problem(
+            422, "Invalid request", "the request does not match the schema", errors=errors
+        )
+        return problem_response(problem, request.url.path)
+
+    async def on_conflict(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ConcurrencyConflict)
+        return problem_response(
+            Problem(409, "Conflict", "the resource changed meanwhile; reload and retry"),
+            request.url.path,
+        )
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        if _database_unavailable(error):
+            log.warning("database unavailable: %s", error)
+            problem = Problem(
+                503, "Service Unavailable", "the database is unreachable; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        else:
+            log.exception("unhandled error on %s", request.url.path)
+            problem = Problem(500, "Internal Server Error")
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ConcurrencyConflict, on_conflict)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def install_health(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
+    """`/healthz`: the process answers. `/readyz`: every dependency answers."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                results[name] = "ok" if await check() else "unavailable"
+            except Exception as error:
+                results[name] = f"unavailable: {type(error).__name__}"
+        ready = all(result == "ok" for result in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+
+def database_check(engine: AsyncEngine) -> ReadinessCheck:
+    async def check() -> bool:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    return check
+
+
+def instrument(app: FastAPI) -> None:
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+
+
+def community_scope(
+    community_id: str,
+    x_gatherly_community: Annotated[str | None, Header()] = None,
+    x_gatherly_scopes: Annotated[str | None, Header()] = None,
+) -> str:
+    """The community in the path, if the gateway's auth says this caller may see it.
+
+    Another community's key gets 404, not 403: it must not learn that the community exists.
+    An operator key comes with an empty community and the admin scope.
+    """
+    scopes = set((x_gatherly_scopes or "").split(","))
+    if x_gatherly_community == community_id or (not x_gatherly_community and "admin" in scopes):
+        return community_id
+    raise Problem(404, "Not Found", f"no community {community_id!r}")
+
+
+def require_scope(scopes_header: str | None, scope: str) -> None:
+    if scope not in set((scopes_header or "").split(",")):
+        raise Problem(403, "Forbidden", f"this key lacks the {scope!r} scope")
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, json.JSONDecodeError) as error:
+        raise Problem(400, "Bad cursor", "the cursor is not one this API issued") from error
+    if not isinstance(value, dict):
+        raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
+    return value

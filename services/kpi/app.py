@@ -1,0 +1,31 @@
+"""Wiring for the KPI query API; the projector runs apart, as `gatherly project kpi`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gatherly.db import create_engine
+from gatherly.settings import Settings
+from gatherly.web import database_check, install_health, install_problem_handlers, instrument
+from services.kpi.api import router
+from services.kpi.projections import SCHEMA
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = create_engine(settings.database, SCHEMA)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(title="Gatherly KPIs", version="1", lifespan=lifespan)
+    app.state.engine = engine
+    install_problem_handlers(app)
+    install_health(app, {"database": database_check(engine)})
+    app.include_router(router)
+    instrument(app)
+    return app

@@ -1,0 +1,81 @@
+"""Shared fixtures: one real PostgreSQL and one real NATS (JetStream) per test session, started
+from the embedded wheels on free loopback ports; a fresh database and stream for every test."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gatherly.bus import Bus
+from gatherly.cli import SCHEMAS
+from gatherly.local.nats import EmbeddedNats
+from gatherly.local.postgres import EmbeddedPostgres
+from gatherly.migrate import migrate
+from gatherly.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    root = tmp_path_factory.mktemp("postgres")
+    server = EmbeddedPostgres(root / "data", free_port(), root / "postgres.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    root = tmp_path_factory.mktemp("nats")
+    server = EmbeddedNats(root / "data", free_port(), root / "nats.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def fresh_database(server: EmbeddedPostgres) -> str:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(server.url("postgres"))
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return server.url(name)
+
+
+@pytest.fixture
+async def settings(
+    postgres_server: EmbeddedPostgres, nats_server: EmbeddedNats, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings for one test: its own database (migrated) and an empty stream."""
+    url = await fresh_database(postgres_server)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        nats_url=nats_server.url,
+        stream_name=f"T{uuid.uuid4().hex[:12].upper()}",
+        relay_poll_seconds=0.05,
+        projection_ack_wait_seconds=2.0,
+    )
+    for schema, package in SCHEMAS.items():
+        await asyncio.to_thread(migrate, settings.database, schema, package)
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="test")
+    await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds)
+    try:
+        yield settings
+    finally:
+        await bus.delete_stream()
+        await bus.close()

@@ -1,0 +1,124 @@
+"""The outbox relay against real Postgres and NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import defaultdict
+
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from sqlalchemy import text
+
+from gatherly.db import create_engine
+from gatherly.eventstore import EventStore
+from gatherly.outbox import Relay
+from gatherly.settings import Settings
+from tests.helpers import eventually, joined, left, running, stream_deliveries, stream_envelopes
+
+STORE = EventStore(source="/gatherly/members")
+
+
+async def append_member_life(engine, stream: str, community: str, late: float) -> None:  # type: ignore[no-untyped-def]
+    async with engine.begin() as conn:
+        await STORE.append(conn, stream_id=stream, community_id=community, expected_version=0,
+                           events=[joined()])
+        await conn.execute(text("SELECT pg_sleep(:s)"), {"s": late})
+    async with engine.begin() as conn:
+        await STORE.append(conn, stream_id=stream, community_id=community, expected_version=1,
+                           events=[left()])
+        await conn.execute(text("SELECT pg_sleep(:s)"), {"s": late / 2})
+
+
+async def test_late_committing_writers_reach_the_stream_exactly_once_in_order(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings.database, "members", pool_size=25)
+    relay = Relay(settings, "members", engine)
+    streams = [str(uuid.uuid4()) for _ in range(20)]
+    async with running(relay):
+        rng = random.Random(7)
+        await asyncio.gather(
+            *(append_member_life(engine, s, "c1", rng.uniform(0.0, 0.4)) for s in streams)
+        )
+
+        async def all_published() -> bool:
+            return relay.published >= 40
+
+        await eventually(all_published)
+    envelopes = await stream_envelopes(settings)
+    await engine.dispose()
+    assert len(envelopes) == 40
+    assert len({e.id for e in envelopes}) == 40
+    versions: dict[str, list[int]] = defaultdict(list)
+    for envelope in envelopes:
+        versions[envelope.subject].append(envelope.sequence)
+    assert versions == {s: [1, 2] for s in streams}
+
+
+async def test_a_relay_that_lost_its_checkpoint_publishes_nothing_twice(settings: Settings) -> None:
+    engine = create_engine(settings.database, "members")
+    for _ in range(30):
+        async with engine.begin() as conn:
+            await STORE.append(conn, stream_id=str(uuid.uuid4()), community_id="c1",
+                               expected_version=0, events=[joined()])
+    first = Relay(settings, "members", engine)
+    async with running(first):
+        await eventually(lambda: _at_least(first, 30))
+    async with engine.begin() as conn:  # as if it had crashed before saving the checkpoint
+        await conn.execute(text("DELETE FROM relay_checkpoint"))
+    second = Relay(settings, "members", engine)
+    async with running(second):
+        await eventually(lambda: _at_least(second, 30))
+    await engine.dispose()
+    envelopes = await stream_envelopes(settings)
+    assert len(envelopes) == 30
+    assert len({e.id for e in envelopes}) == 30
+
+
+async def test_only_one_of_two_relays_publishes(settings: Settings) -> None:
+    engine = create_engine(settings.database, "members")
+    one, two = Relay(settings, "members", engine), Relay(settings, "members", engine)
+    async with running(one), running(two):
+        await asyncio.sleep(0.5)
+        for _ in range(25):
+            async with engine.begin() as conn:
+                await STORE.append(conn, stream_id=str(uuid.uuid4()), community_id="c1",
+                                   expected_version=0, events=[joined()])
+
+        async def done() -> bool:
+            return one.published + two.published >= 25
+
+        await eventually(done)
+        await asyncio.sleep(0.3)
+    await engine.dispose()
+    assert sorted([one.published, two.published]) == [0, 25]
+    assert len(await stream_envelopes(settings)) == 25
+
+
+async def test_messages_are_cloudevents_with_our_extensions(settings: Settings) -> None:
+    engine = create_engine(settings.database, "members")
+    stream = str(uuid.uuid4())
+    async with engine.begin() as conn:
+        [stored] = await STORE.append(conn, stream_id=stream, community_id="c1",
+                                      expected_version=0, events=[joined("vk")])
+    relay = Relay(settings, "members", engine)
+    async with running(relay):
+        await eventually(lambda: _at_least(relay, 1))
+    await engine.dispose()
+    [delivery] = await stream_deliveries(settings)
+    event = JSONFormat().read(CloudEvent, delivery.payload)
+    assert event.get_specversion() == "1.0"
+    assert event.get_id() == stored.id
+    assert event.get_type() == "gatherly.member.joined"
+    assert event.get_source() == "/gatherly/members"
+    assert event.get_subject() == stream
+    assert event.get_extension("communityid") == "c1"
+    assert event.get_extension("sequence") == "1"
+    assert event.get_data() == {"channel": "vk", "joined_at": stored.data["joined_at"]}
+    assert delivery.headers["Nats-Msg-Id"] == stored.id
+
+
+async def _at_least(relay: Relay, count: int) -> bool:
+    return relay.published >= count
