@@ -99,6 +99,18 @@ def _delivery(message: Msg) -> Delivery:
     )
 
 
+async def reachable(url: str, connect_timeout: float = 2.0) -> bool:
+    """Whether a NATS server answers at `url` (readiness probes)."""
+    try:
+        client = await nats.connect(
+            url, connect_timeout=connect_timeout, allow_reconnect=False, max_reconnect_attempts=0
+        )
+    except Exception:
+        return False
+    await client.close()
+    return True
+
+
 class Bus:
     def __init__(self, client: Client, stream: str, max_in_flight: int) -> None:
         self._client = client

@@ -26,7 +26,9 @@ async def reset(runner: ProjectionRunner) -> None:
     async with runner.engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": apply_key(name)})
         await runner.projection.reset(conn)
-        await conn.execute(text("DELETE FROM projection_applied WHERE projection = :p"), {"p": name})
+        await conn.execute(
+            text("DELETE FROM projection_applied WHERE projection = :p"), {"p": name}
+        )
         await conn.execute(
             text(
                 "UPDATE projection_checkpoint SET stream_seq = 0, generation = generation + 1,"

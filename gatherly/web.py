@@ -17,7 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gatherly.bus import reachable
 from gatherly.eventstore import ConcurrencyConflict
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,13 @@ def install_health(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
         )
 
 
+def nats_check(url: str) -> ReadinessCheck:
+    async def check() -> bool:
+        return await reachable(url)
+
+    return check
+
+
 def database_check(engine: AsyncEngine) -> ReadinessCheck:
     async def check() -> bool:
         async with engine.connect() as conn:
@@ -160,6 +169,47 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
         return True
 
     return check
+
+
+class BodyLimit:
+    """413 problem+json for a body over `max_bytes`, declared or streamed, before any handler."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = Problem(
+            413, "Content Too Large", f"the request body exceeds {self.max_bytes} bytes"
+        )
+        await problem_response(problem, scope.get("path"))(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def instrument(app: FastAPI) -> None:

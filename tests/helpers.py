@@ -48,18 +48,19 @@ async def running(loop_owner: object) -> AsyncIterator[asyncio.Task[None]]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 15.0, interval: float = 0.05
+    check: Callable[[], Awaitable[bool]], within: float = 15.0, interval: float = 0.05
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
 
 
 def joined(channel: str = "telegram") -> DomainEvent:
     now = datetime.now(UTC)
-    return DomainEvent("gatherly.member.joined", {"channel": channel, "joined_at": now.isoformat()}, now)
+    data = {"channel": channel, "joined_at": now.isoformat()}
+    return DomainEvent("gatherly.member.joined", data, now)
 
 
 def left() -> DomainEvent:

@@ -9,7 +9,14 @@ from fastapi import FastAPI
 
 from gatherly.db import create_engine
 from gatherly.settings import Settings
-from gatherly.web import database_check, install_health, install_problem_handlers, instrument
+from gatherly.web import (
+    BodyLimit,
+    database_check,
+    install_health,
+    install_problem_handlers,
+    instrument,
+    nats_check,
+)
 from services.kpi.api import router
 from services.kpi.projections import SCHEMA
 
@@ -25,7 +32,10 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Gatherly KPIs", version="1", lifespan=lifespan)
     app.state.engine = engine
     install_problem_handlers(app)
-    install_health(app, {"database": database_check(engine)})
+    install_health(
+        app, {"database": database_check(engine), "nats": nats_check(settings.nats)}
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
     instrument(app)
     return app

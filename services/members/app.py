@@ -12,11 +12,13 @@ from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
 from gatherly.web import (
+    BodyLimit,
     Problem,
     database_check,
     install_health,
     install_problem_handlers,
     instrument,
+    nats_check,
     problem_response,
 )
 from services.members.api import router
@@ -38,7 +40,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.handlers = MemberHandlers(engine, EventStore(source=f"/gatherly/{SCHEMA}"))
     install_problem_handlers(app)
-    install_health(app, {"database": database_check(engine)})
+    install_health(
+        app, {"database": database_check(engine), "nats": nats_check(settings.nats)}
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _install_domain_errors(app)
     app.include_router(router)
     instrument(app)

@@ -1,0 +1,315 @@
+"""`gatherly up`: the whole system on one machine, supervised, stopped cleanly by Ctrl-C.
+
+Start order: embedded PostgreSQL and NATS (unless GATHERLY_DATABASE_URL / GATHERLY_NATS_URL name
+external ones), migrations, the HTTP apps, the relay and the projector, then Traefik. Any process
+that dies is restarted with a backoff (0.5 s doubling to 5 s); `<data_dir>/run/<name>.pid` always
+holds the current pid. SIGINT or SIGTERM stops everything in reverse order and returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from gatherly.cli import SCHEMAS
+from gatherly.local.child import Child
+from gatherly.local.nats import EmbeddedNats
+from gatherly.local.postgres import EmbeddedPostgres
+from gatherly.local.process import NotReady, port_open, spawn, tail, write_pid_file
+from gatherly.local.traefik import Traefik, loopback, service_urls
+from gatherly.settings import EMBEDDED_DATABASE, Settings
+
+log = logging.getLogger("gatherly.up")
+
+FIRST_DELAY, MAX_DELAY, STABLE_AFTER = 0.5, 5.0, 30.0
+HTTP_APPS = ("members", "kpi", "edge")
+WORKERS = {"relay-members": ["relay", "members"], "project-kpi": ["project", "kpi"]}
+PORT_FIELDS = (
+    "postgres_port",
+    "nats_port",
+    "gateway_port",
+    "traefik_admin_port",
+    "members_port",
+    "kpi_port",
+    "edge_port",
+)
+
+
+class Component(Protocol):
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+@dataclass
+class Unit:
+    name: str
+    component: Component
+    stage: int  # shutdown stage: lower stops first
+    restart: Callable[[], None]
+    delay: float = FIRST_DELAY
+    due: float | None = None
+    started: float = 0.0
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived while the system was starting."""
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.absolute()
+        self.log_dir = self.data_dir / "logs"
+        self.run_dir = self.data_dir / "run"
+        self.units: list[Unit] = []
+        self.stopping = False
+        self.claimed = False  # this process wrote run/gatherly.pid
+
+    # --- lifecycle ---
+
+    def run(self) -> int:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        code = 0
+        try:
+            self._boot()
+        except Stopped:
+            log.info("stop requested while starting")
+        except (NotReady, RuntimeError, OSError) as error:
+            log.error("gatherly up failed: %s", error)
+            code = 1
+        except Exception:
+            log.exception("gatherly up failed")
+            code = 1
+        else:
+            self._supervise()
+        self._shutdown()
+        return code
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stopping:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _checkpoint(self) -> None:
+        if self.stopping:
+            raise Stopped
+
+    def _boot(self) -> None:
+        settings = self.settings
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_data_dir()
+        self._check_ports()
+        admin_key, key_source = admin_key_of(settings, self.data_dir)
+        env = self._child_env(admin_key)
+        if settings.uses_embedded_postgres:
+            pg = EmbeddedPostgres(
+                self.data_dir / "postgres", settings.postgres_port, self.log_dir / "postgres.log"
+            )
+            self._add("postgres", pg, 4, pg.start)
+            pg.ensure_database(EMBEDDED_DATABASE)
+            env["GATHERLY_DATABASE_URL"] = pg.url(EMBEDDED_DATABASE)
+            self._checkpoint()
+        if settings.uses_embedded_nats:
+            nats = EmbeddedNats(
+                self.data_dir / "nats",
+                settings.nats_port,
+                self.log_dir / "nats.log",
+                settings.nats_sync_always,
+            )
+            self._add("nats", nats, 3, nats.start)
+            env["GATHERLY_NATS_URL"] = nats.url
+            self._checkpoint()
+        self._migrate(env)
+        self._checkpoint()
+        host = loopback(settings.host)
+        children: list[Child] = []
+        for name in HTTP_APPS:
+            port = getattr(settings, f"{name}_port")
+            child = Child(name, ["serve", name], env, self.log_dir, f"http://{host}:{port}/healthz")
+            children.append(child)
+            self._add(name, child, 1, child.spawn)
+        for name, args in WORKERS.items():
+            child = Child(name, args, env, self.log_dir)
+            children.append(child)
+            self._add(name, child, 2, child.spawn)
+        time.sleep(1.0)  # a worker that dies at once is a bug to report, not to restart
+        for child in children:
+            child.wait_ready()
+            self._checkpoint()
+        traefik = Traefik(settings, self.log_dir, env)
+        self._add("traefik", traefik, 0, traefik.start)
+        self._banner(traefik, env, key_source)
+
+    def _add(self, name: str, component: Component, stage: int, start: Callable[[], None]) -> None:
+        """Start a component; after a crash the same `start` brings it back."""
+        unit = Unit(name, component, stage, start)
+        self.units.append(unit)  # before start(): a half-started unit is stopped too
+        log.info("starting %s", name)
+        start()
+        unit.started = time.monotonic()
+        write_pid_file(self.run_dir / f"{name}.pid", component.pid)
+
+    def _supervise(self) -> None:
+        while not self.stopping:
+            for unit in self.units:
+                if self.stopping:
+                    break
+                self._tend(unit)
+            time.sleep(0.1)
+
+    def _tend(self, unit: Unit) -> None:
+        now = time.monotonic()
+        if unit.component.running:
+            if now - unit.started > STABLE_AFTER:
+                unit.delay = FIRST_DELAY
+            return
+        if unit.due is None:
+            log.warning(
+                "%s exited unexpectedly (code %s), restarting in %.1fs; see %s",
+                unit.name,
+                unit.component.returncode,
+                unit.delay,
+                self.log_dir / f"{unit.name}.log",
+            )
+            unit.due, unit.delay = now + unit.delay, min(unit.delay * 2, MAX_DELAY)
+        elif now >= unit.due:
+            unit.due = None
+            try:
+                unit.restart()
+            except (NotReady, RuntimeError, OSError) as error:
+                log.error("restarting %s failed: %s", unit.name, error)
+                return
+            unit.started = time.monotonic()
+            write_pid_file(self.run_dir / f"{unit.name}.pid", unit.component.pid)
+            log.info("%s restarted (pid %s)", unit.name, unit.component.pid)
+
+    def _shutdown(self) -> None:
+        for stage in sorted({unit.stage for unit in self.units}):
+            units = [unit for unit in self.units if unit.stage == stage]
+            for unit in units:  # signal a whole stage at once, then wait for it
+                if isinstance(unit.component, Child):
+                    unit.component.terminate()
+            for unit in units:
+                log.info("stopping %s", unit.name)
+                try:
+                    unit.component.stop(15.0)
+                except Exception:
+                    log.exception("stopping %s failed", unit.name)
+                (self.run_dir / f"{unit.name}.pid").unlink(missing_ok=True)
+        if self.claimed:
+            (self.run_dir / "gatherly.pid").unlink(missing_ok=True)
+        log.info("stopped")
+
+    # --- pieces ---
+
+    def _claim_data_dir(self) -> None:
+        """One `gatherly up` per data directory: a second one would fight over every port."""
+        pid_file = self.run_dir / "gatherly.pid"
+        try:
+            other = int(pid_file.read_text())
+            alive = b"gatherly" in Path(f"/proc/{other}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            other, alive = 0, False
+        if alive and other != os.getpid():
+            raise RuntimeError(f"gatherly up already runs on {self.data_dir} (pid {other})")
+        write_pid_file(pid_file, os.getpid())
+        self.claimed = True
+
+    def _check_ports(self) -> None:
+        settings = self.settings
+        host = loopback(settings.host)
+        for field in PORT_FIELDS:
+            if field == "postgres_port" and not settings.uses_embedded_postgres:
+                continue
+            if field == "nats_port" and not settings.uses_embedded_nats:
+                continue
+            port = getattr(settings, field)
+            if port_open(host, port):
+                raise RuntimeError(
+                    f"port {port} is taken; set GATHERLY_{field.upper()} to a free port"
+                )
+
+    def _child_env(self, admin_key: str) -> dict[str, str]:
+        env = {**os.environ, **service_urls(self.settings)}
+        env.update({f"GATHERLY_{f.upper()}": str(getattr(self.settings, f)) for f in PORT_FIELDS})
+        env["GATHERLY_ADMIN_KEY"] = admin_key
+        env["GATHERLY_DATA_DIR"] = str(self.data_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _migrate(self, env: dict[str, str]) -> None:
+        log.info("migrating")
+        log_path = self.log_dir / "migrate.log"
+        # Schemas named explicitly: on Python 3.11 argparse rejects an empty `nargs="*"` list
+        # that has `choices` (bpo-9625), so a bare `gatherly migrate` fails there.
+        argv = [sys.executable, "-m", "gatherly.cli", "migrate", *SCHEMAS]
+        proc = spawn(argv, log_path, env=env)
+        if proc.wait(timeout=600) != 0:
+            raise RuntimeError(
+                f"migrations failed (exit code {proc.returncode}); last lines of {log_path}:\n"
+                f"{tail(log_path)}"
+            )
+
+    def _banner(self, traefik: Traefik, env: dict[str, str], key_source: str) -> None:
+        lines = [
+            "",
+            "Gatherly is up.",
+            f"  gateway    {traefik.url}/v1/communities/<community_id>/members",
+            f"  admin      {traefik.admin_url}/dashboard/  (also /ping, /metrics)",
+            f"  postgres   {env.get('GATHERLY_DATABASE_URL', self.settings.database_url)}",
+            f"  nats       {env.get('GATHERLY_NATS_URL', self.settings.nats_url)}",
+            f"  logs       {self.log_dir}",
+            f"  admin key  {key_source}  (send it as: Authorization: Bearer <key>)",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+
+def admin_key_of(settings: Settings, data_dir: Path) -> tuple[str, str]:
+    """The operator key, and where it comes from; generated once and kept in the data dir."""
+    if settings.admin_key is not None and settings.admin_key.get_secret_value():
+        return settings.admin_key.get_secret_value(), "from GATHERLY_ADMIN_KEY"
+    path = data_dir / "admin_key"
+    if path.exists() and (key := path.read_text().strip()):
+        return key, f"in {path}"
+    key = "gk_admin_" + secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    path.chmod(0o600)
+    print(f"Generated the operator API key (kept in {path}, mode 0600):\n  {key}", flush=True)
+    return key, f"in {path} (generated now)"
+
+
+def run_system(settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [
+        logging.StreamHandler(sys.stderr),
+        logging.FileHandler(log_dir / "supervisor.log"),
+    ]
+    formatter = logging.Formatter("%(asctime)s gatherly up: %(message)s", "%H:%M:%S")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return Supervisor(settings).run()

@@ -1,0 +1,121 @@
+"""The members API in-process against real Postgres: joins, leaves, versions, pages, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from gatherly.settings import Settings
+from services.members.app import create_app
+
+OPERATOR = {"X-Gatherly-Community": "c1", "X-Gatherly-Scopes": "read,write,admin"}
+BASE = "/v1/communities/c1/members"
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update={"max_body_bytes": 10_000}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://members") as client:
+        client.headers.update(OPERATOR)
+        yield client
+    await app.state.engine.dispose()
+
+
+async def event_count(client: httpx.AsyncClient) -> int:
+    engine = client._transport.app.state.engine  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM events")))
+
+
+async def test_a_join_answers_201_with_the_member_and_its_version(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(BASE, json={"channel": "telegram", "external_ref": "tg-1"})
+    assert response.status_code == 201, response.text
+    member = response.json()
+    assert member["status"] == "active" and member["channel"] == "telegram"
+    assert response.headers["ETag"] == '"1"'
+    assert response.headers["Location"] == f"{BASE}/{member['id']}"
+    shown = await client.get(f"{BASE}/{member['id']}")
+    assert shown.json() == member
+
+
+async def test_a_leave_with_a_stale_version_gets_412_and_writes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    member = (await client.post(BASE, json={"channel": "vk"})).json()
+    stale = await client.post(f"{BASE}/{member['id']}/leave", headers={"If-Match": '"7"'})
+    assert stale.status_code == 412
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert stale.headers["ETag"] == '"1"'
+    left = await client.post(
+        f"{BASE}/{member['id']}/leave", json={"reason": "moved"}, headers={"If-Match": '"1"'}
+    )
+    assert left.status_code == 200 and left.json()["status"] == "left"
+    again = await client.post(f"{BASE}/{member['id']}/leave")
+    assert again.status_code == 422 and "already left" in again.json()["detail"]
+    assert await event_count(client) == 2
+
+
+async def test_members_page_through_a_stable_cursor(client: httpx.AsyncClient) -> None:
+    ids = [(await client.post(BASE, json={"channel": "email"})).json()["id"] for _ in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(BASE, params=params)).json()
+        seen += [m["id"] for m in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ids
+
+
+async def test_another_community_sees_nothing(client: httpx.AsyncClient) -> None:
+    member = (await client.post(BASE, json={"channel": "vk"})).json()
+    other = {"X-Gatherly-Community": "c2", "X-Gatherly-Scopes": "read,write"}
+    response = await client.get(f"{BASE}/{member['id']}", headers=other)
+    assert response.status_code == 404
+    assert (await client.get(BASE, headers={"X-Gatherly-Community": "", "X-Gatherly-Scopes": ""})
+            ).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b'{"channel": "telegram"', 422, "json_invalid"),
+        (b'{"channel": 5}', 422, "string_type"),
+        (b"{}", 422, "missing"),
+        (b'{"channel": "telegram", "joined_at": "2026-01-01T10:00:00"}', 422, "timezone"),
+        (b'{"channel": "telegram", "surprise": 1}', 422, "extra_forbidden"),
+        (b'{"channel": "Not A Channel!"}', 422, "unknown channel"),
+        (b'{"channel": "vk", "invited_by": "00000000-0000-0000-0000-000000000000"}', 422,
+         "referrer"),
+        (b'{"channel": "vk", "external_ref": "' + b"x" * 20_000 + b'"}', 413, "exceeds"),
+    ],
+)
+async def test_bad_input_gets_a_problem_and_writes_nothing(
+    client: httpx.AsyncClient, body: bytes, status: int, says: str
+) -> None:
+    response = await client.post(BASE, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["title"]
+    assert says in response.text
+    assert await event_count(client) == 0
+
+
+async def test_an_unknown_member_or_a_bad_cursor_is_a_4xx_problem(
+    client: httpx.AsyncClient,
+) -> None:
+    missing = await client.post(f"{BASE}/00000000-0000-0000-0000-000000000001/leave")
+    assert missing.status_code == 404
+    assert (await client.get(f"{BASE}/not-a-uuid")).status_code == 422
+    bad_cursor = await client.get(BASE, params={"cursor": "%%%"})
+    assert bad_cursor.status_code == 400
+    assert bad_cursor.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,63 @@
+"""The member aggregate, pure: no database, no bus."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gatherly.envelope import DomainEvent, Envelope
+from services.members import domain
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def stored(member_id: str, events: list[DomainEvent], start: int = 1) -> list[Envelope]:
+    return [
+        Envelope(id=f"e{i}", source="/gatherly/members", type=e.type, subject=member_id,
+                 community_id="c1", sequence=i, time=e.time, data=e.data)
+        for i, e in enumerate(events, start=start)
+    ]
+
+
+def test_a_join_records_channel_referrer_and_time() -> None:
+    [event] = domain.join("m1", channel="referral", joined_at=T0, invited_by="m0")
+    assert event.type == "gatherly.member.joined"
+    assert event.data == {"channel": "referral", "joined_at": T0.isoformat(), "invited_by": "m0"}
+    member = domain.replay(stored("m1", [event]))
+    assert member is not None
+    assert (member.status, member.version, member.invited_by) == ("active", 1, "m0")
+
+
+@pytest.mark.parametrize("channel", ["telegram", "online_event", "my-club_2"])
+def test_built_in_and_custom_slug_channels_are_accepted(channel: str) -> None:
+    assert domain.valid_channel(channel)
+
+
+@pytest.mark.parametrize("channel", ["", "X", "Telegram", "has space", "a" * 40, "gatherly.>"])
+def test_other_channels_are_refused(channel: str) -> None:
+    with pytest.raises(domain.DomainError):
+        domain.join("m1", channel=channel, joined_at=T0)
+
+
+def test_a_member_cannot_invite_themselves() -> None:
+    with pytest.raises(domain.DomainError):
+        domain.join("m1", channel="vk", joined_at=T0, invited_by="m1")
+
+
+def test_a_member_leaves_once_and_not_before_joining() -> None:
+    member = domain.replay(stored("m1", domain.join("m1", channel="vk", joined_at=T0)))
+    assert member is not None
+    with pytest.raises(domain.DomainError):
+        domain.leave(member, left_at=T0 - timedelta(days=1))
+    [left] = domain.leave(member, left_at=T0 + timedelta(days=3), reason="moved")
+    after = domain.evolve(member, stored("m1", [left], start=2)[0])
+    assert (after.status, after.version, after.left_at) == ("left", 2, T0 + timedelta(days=3))
+    with pytest.raises(domain.DomainError):
+        domain.leave(after, left_at=T0 + timedelta(days=4))
+
+
+def test_an_event_before_the_join_is_refused() -> None:
+    [left] = stored("m1", [DomainEvent("gatherly.member.left", {}, T0)])
+    with pytest.raises(domain.DomainError):
+        domain.evolve(None, left)
