@@ -59,6 +59,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from gatherly.migrate import migrate
 
+    unknown = set(args.schemas) - set(SCHEMAS)
+    if unknown:
+        print(f"unknown schema(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     for schema in args.schemas or list(SCHEMAS):
         migrate(settings.database, schema, SCHEMAS[schema])
     return 0
@@ -97,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run one HTTP app")
     serve.add_argument("app", choices=sorted(APPS))
     migrate = commands.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("schemas", nargs="*", choices=sorted(SCHEMAS))
+    # No `choices=` here: on Python 3.11 it rejects an empty list (bpo-9625).
+    migrate.add_argument("schemas", nargs="*", help=f"any of {', '.join(sorted(SCHEMAS))}")
     relay = commands.add_parser("relay", help="publish a service's committed events to NATS")
     relay.add_argument("schema", choices=WRITERS)
     project = commands.add_parser("project", help="run a projection consumer")

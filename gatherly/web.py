@@ -62,7 +62,9 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
 
 
 def _database_unavailable(error: BaseException) -> bool:
-    if isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError):
+    if isinstance(
+        error, OperationalError | InterfaceError | OSError | TimeoutError | asyncpg.InterfaceError
+    ):
         return True
     if isinstance(error, DBAPIError):
         original = getattr(error, "orig", None)
@@ -127,6 +129,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ConcurrencyConflict, on_conflict)
+    # Infrastructure errors get their own entries: Starlette re-raises whatever reaches the
+    # catch-all `Exception` handler, and uvicorn then drops the keep-alive connection, which the
+    # gateway reports to the next request on it as a 502.
+    for infrastructure in (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        app.add_exception_handler(infrastructure, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)
 
 

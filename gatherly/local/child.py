@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gatherly.local.process import Proc, http_ok, signal_process, spawn, wait_or_kill, wait_until
@@ -42,13 +43,16 @@ class Child:
         if not self.running:
             self._proc = spawn(self.argv, self.log_path, env=self.env)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until `GET /healthz` answers 2xx (HTTP apps); workers need only be alive."""
+    def wait_ready(
+        self, timeout: float = 60.0, cancelled: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Until `GET /healthz` answers 2xx (HTTP apps; workers need only be alive), or until
+        `cancelled()` is true."""
         if self._proc is None:
             raise RuntimeError(f"{self.name} was never started")
         url = self.health_url
         wait_until(
-            (lambda: http_ok(url)) if url else (lambda: True),
+            lambda: cancelled() or url is None or http_ok(url),
             what=self.name,
             proc=self._proc,
             log_path=self.log_path,

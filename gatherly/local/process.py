@@ -60,7 +60,6 @@ def spawn(
     *,
     env: dict[str, str] | None = None,
     user: str | None = None,
-    cwd: Path | None = None,
     death_signal: int = signal.SIGTERM,
 ) -> Proc:
     """Start `argv` with stdout and stderr appended to `log_path`; returns at once."""
@@ -82,7 +81,6 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent(death_signal),
             user=uid,

@@ -3,20 +3,18 @@
 Start order: embedded PostgreSQL and NATS (unless GATHERLY_DATABASE_URL / GATHERLY_NATS_URL name
 external ones), migrations, the HTTP apps, the relay and the projector, then Traefik. Any process
 that dies is restarted with a backoff (0.5 s doubling to 5 s); `<data_dir>/run/<name>.pid` always
-holds the current pid. SIGINT or SIGTERM stops everything in reverse order and returns 0.
+holds the current pid. SIGINT, SIGTERM or SIGHUP stops everything in reverse order and returns 0.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
@@ -24,7 +22,8 @@ from gatherly.cli import SCHEMAS
 from gatherly.local.child import Child
 from gatherly.local.nats import EmbeddedNats
 from gatherly.local.postgres import EmbeddedPostgres
-from gatherly.local.process import NotReady, port_open, spawn, tail, write_pid_file
+from gatherly.local.preflight import admin_key_of, check_ports, claim_data_dir
+from gatherly.local.process import NotReady, spawn, stop_process, tail, write_pid_file
 from gatherly.local.traefik import Traefik, loopback, service_urls
 from gatherly.settings import EMBEDDED_DATABASE, Settings
 
@@ -33,15 +32,7 @@ log = logging.getLogger("gatherly.up")
 FIRST_DELAY, MAX_DELAY, STABLE_AFTER = 0.5, 5.0, 30.0
 HTTP_APPS = ("members", "kpi", "edge")
 WORKERS = {"relay-members": ["relay", "members"], "project-kpi": ["project", "kpi"]}
-PORT_FIELDS = (
-    "postgres_port",
-    "nats_port",
-    "gateway_port",
-    "traefik_admin_port",
-    "members_port",
-    "kpi_port",
-    "edge_port",
-)
+PORTS = ("postgres", "nats", "gateway", "traefik_admin", "members", "kpi", "edge")
 
 
 class Component(Protocol):
@@ -82,7 +73,7 @@ class Supervisor:
     # --- lifecycle ---
 
     def run(self) -> int:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: terminal closed
             signal.signal(signum, self._on_signal)
         code = 0
         try:
@@ -113,8 +104,8 @@ class Supervisor:
         settings = self.settings
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._claim_data_dir()
-        self._check_ports()
+        self.claimed = claim_data_dir(self.run_dir)
+        check_ports(settings, PORTS)
         admin_key, key_source = admin_key_of(settings, self.data_dir)
         env = self._child_env(admin_key)
         if settings.uses_embedded_postgres:
@@ -150,7 +141,7 @@ class Supervisor:
             self._add(name, child, 2, child.spawn)
         time.sleep(1.0)  # a worker that dies at once is a bug to report, not to restart
         for child in children:
-            child.wait_ready()
+            child.wait_ready(cancelled=lambda: self.stopping)
             self._checkpoint()
         traefik = Traefik(settings, self.log_dir, env)
         self._add("traefik", traefik, 0, traefik.start)
@@ -218,36 +209,10 @@ class Supervisor:
 
     # --- pieces ---
 
-    def _claim_data_dir(self) -> None:
-        """One `gatherly up` per data directory: a second one would fight over every port."""
-        pid_file = self.run_dir / "gatherly.pid"
-        try:
-            other = int(pid_file.read_text())
-            alive = b"gatherly" in Path(f"/proc/{other}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            other, alive = 0, False
-        if alive and other != os.getpid():
-            raise RuntimeError(f"gatherly up already runs on {self.data_dir} (pid {other})")
-        write_pid_file(pid_file, os.getpid())
-        self.claimed = True
-
-    def _check_ports(self) -> None:
-        settings = self.settings
-        host = loopback(settings.host)
-        for field in PORT_FIELDS:
-            if field == "postgres_port" and not settings.uses_embedded_postgres:
-                continue
-            if field == "nats_port" and not settings.uses_embedded_nats:
-                continue
-            port = getattr(settings, field)
-            if port_open(host, port):
-                raise RuntimeError(
-                    f"port {port} is taken; set GATHERLY_{field.upper()} to a free port"
-                )
-
     def _child_env(self, admin_key: str) -> dict[str, str]:
         env = {**os.environ, **service_urls(self.settings)}
-        env.update({f"GATHERLY_{f.upper()}": str(getattr(self.settings, f)) for f in PORT_FIELDS})
+        for name in PORTS:
+            env[f"GATHERLY_{name.upper()}_PORT"] = str(getattr(self.settings, f"{name}_port"))
         env["GATHERLY_ADMIN_KEY"] = admin_key
         env["GATHERLY_DATA_DIR"] = str(self.data_dir)
         env["PYTHONUNBUFFERED"] = "1"
@@ -260,11 +225,24 @@ class Supervisor:
         # that has `choices` (bpo-9625), so a bare `gatherly migrate` fails there.
         argv = [sys.executable, "-m", "gatherly.cli", "migrate", *SCHEMAS]
         proc = spawn(argv, log_path, env=env)
-        if proc.wait(timeout=600) != 0:
+        deadline = time.monotonic() + 600
+        while proc.poll() is None:
+            if self.stopping or time.monotonic() > deadline:
+                stop_process(proc)
+                self._checkpoint()
+                raise RuntimeError(f"migrations took more than 10 minutes; see {log_path}")
+            time.sleep(0.1)
+        if proc.returncode != 0:
             raise RuntimeError(
                 f"migrations failed (exit code {proc.returncode}); last lines of {log_path}:\n"
                 f"{tail(log_path)}"
             )
+
+    def _where(self, name: str, url: str) -> str:
+        """Embedded servers by URL; external ones only by name (their URL may hold a secret)."""
+        if any(unit.name == name for unit in self.units):
+            return url
+        return f"external, from GATHERLY_{'DATABASE' if name == 'postgres' else 'NATS'}_URL"
 
     def _banner(self, traefik: Traefik, env: dict[str, str], key_source: str) -> None:
         lines = [
@@ -272,30 +250,14 @@ class Supervisor:
             "Gatherly is up.",
             f"  gateway    {traefik.url}/v1/communities/<community_id>/members",
             f"  admin      {traefik.admin_url}/dashboard/  (also /ping, /metrics)",
-            f"  postgres   {env.get('GATHERLY_DATABASE_URL', self.settings.database_url)}",
-            f"  nats       {env.get('GATHERLY_NATS_URL', self.settings.nats_url)}",
+            f"  postgres   {self._where('postgres', env['GATHERLY_DATABASE_URL'])}",
+            f"  nats       {self._where('nats', env['GATHERLY_NATS_URL'])}",
             f"  logs       {self.log_dir}",
             f"  admin key  {key_source}  (send it as: Authorization: Bearer <key>)",
             "Ctrl-C stops everything.",
             "",
         ]
         print("\n".join(lines), flush=True)
-
-
-def admin_key_of(settings: Settings, data_dir: Path) -> tuple[str, str]:
-    """The operator key, and where it comes from; generated once and kept in the data dir."""
-    if settings.admin_key is not None and settings.admin_key.get_secret_value():
-        return settings.admin_key.get_secret_value(), "from GATHERLY_ADMIN_KEY"
-    path = data_dir / "admin_key"
-    if path.exists() and (key := path.read_text().strip()):
-        return key, f"in {path}"
-    key = "gk_admin_" + secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(key + "\n")
-    path.chmod(0o600)
-    print(f"Generated the operator API key (kept in {path}, mode 0600):\n  {key}", flush=True)
-    return key, f"in {path} (generated now)"
 
 
 def run_system(settings: Settings) -> int:

@@ -50,7 +50,9 @@ def service_urls(settings: Settings) -> dict[str, str]:
         "GATHERLY_MEMBERS_URL": f"http://{host}:{settings.members_port}",
         "GATHERLY_KPI_URL": f"http://{host}:{settings.kpi_port}",
         "GATHERLY_EDGE_URL": f"http://{host}:{settings.edge_port}",
-        "GATHERLY_MAX_BODY_BYTES": str(settings.max_body_bytes),
+        # A backstop above the services' own limit, so a client normally gets their 413 as
+        # problem+json; Traefik's own 413 is plain text.
+        "GATHERLY_GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes * 4),
     }
 
 

@@ -1,0 +1,70 @@
+"""Freshness: from a join's 2xx at the gateway to the KPI API showing it.
+
+The KPI API shows counts, not ids, so the k-th acknowledged join counts as visible when the
+community's total first reaches k. Joins commit in the order they are acknowledged (the 2xx comes
+after the commit), so this pairs each 2xx with the moment the k-th commit became visible; the
+poller's interval (5 ms) bounds the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+
+
+async def measure_freshness(
+    gateway: str, headers: dict[str, str], *, writes: int, rate: float
+) -> list[float]:
+    """Join `writes` members at `rate` per second; seconds from each 2xx to visible in the KPI."""
+    community = f"fresh-{uuid.uuid4().hex[:10]}"
+    acknowledged: list[float] = []
+    visible_at: dict[int, float] = {}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=gateway, headers=headers, limits=limits,
+                                 timeout=30) as client:
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            seen = 0
+            deadline = None
+            while seen < writes:
+                response = await client.get(f"/v1/communities/{community}/kpis/members")
+                response.raise_for_status()
+                total, now = int(response.json()["total"]), time.perf_counter()
+                for k in range(seen + 1, total + 1):
+                    visible_at[k] = now
+                seen = max(seen, total)
+                if done.is_set():
+                    deadline = deadline or now + 30
+                    if now > deadline:
+                        raise TimeoutError(f"only {seen} of {writes} joins became visible")
+                await asyncio.sleep(0.005)
+
+        async def join() -> None:
+            response = await client.post(f"/v1/communities/{community}/members",
+                                         json={"channel": "website"})
+            if response.status_code != 201:
+                raise AssertionError(f"join answered {response.status_code}: {response.text}")
+            acknowledged.append(time.perf_counter())
+
+        watcher = asyncio.create_task(watch())
+        start = time.perf_counter()
+        joins = []
+        for i in range(writes):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            joins.append(asyncio.create_task(join()))
+        await asyncio.gather(*joins)
+        done.set()
+        await watcher
+    acknowledged.sort()
+    return [max(0.0, visible_at[k + 1] - acked) for k, acked in enumerate(acknowledged)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -1,0 +1,1 @@
+"""The Gatherly gateway: Traefik configuration (traefik/) and the edge app (edge/)."""
