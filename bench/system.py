@@ -12,10 +12,12 @@ from pathlib import Path
 
 import httpx
 
+from gatherly.registry import APPS
+
 ADMIN_KEY = "gk_admin_system_tests"
 PORT_SETTINGS = (
-    "GATEWAY_PORT", "POSTGRES_PORT", "NATS_PORT", "MEMBERS_PORT", "KPI_PORT", "EDGE_PORT",
-    "TRAEFIK_ADMIN_PORT",
+    "GATEWAY_PORT", "POSTGRES_PORT", "NATS_PORT", "TRAEFIK_ADMIN_PORT",
+    *(f"{app.upper()}_PORT" for app in APPS),
 )
 
 

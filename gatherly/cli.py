@@ -9,21 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WRITERS
 from gatherly.settings import Settings
-
-# The single wiring point: which app, migrations and projections each process name means.
-# Strings, so the kernel never imports a service at module level.
-APPS: dict[str, tuple[str, str]] = {
-    "members": ("services.members.app:create_app", "members_port"),
-    "kpi": ("services.kpi.app:create_app", "kpi_port"),
-    "edge": ("gateway.edge.app:create_app", "edge_port"),
-}
-SCHEMAS: dict[str, str] = {
-    "members": "services.members.migrations",
-    "kpi": "services.kpi.migrations",
-}
-WRITERS = ("members",)
-PROJECTIONS: dict[str, str] = {"kpi": "services.kpi.projections:build_projection"}
 
 
 def load(path: str) -> Any:

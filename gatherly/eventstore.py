@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gatherly import contracts
 from gatherly.envelope import DomainEvent, Envelope, new_event_id
 
 WAKE_CHANNEL = "gatherly_events"
@@ -99,9 +100,14 @@ class EventStore:
         return envelopes
 
     async def append_envelopes(self, conn: AsyncConnection, envelopes: list[Envelope]) -> None:
-        """Insert prepared envelopes (many streams at once, for batch paths) in one statement."""
+        """Insert prepared envelopes (many streams at once, for batch paths) in one statement.
+
+        Every event's data must match its type's published contract: a service cannot put on the
+        log a shape that consumers were never told about."""
         if not envelopes:
             return
+        for envelope in envelopes:
+            contracts.validate(envelope.type, envelope.data)
         params: dict[str, list[Any]] = {
             "ids": [e.id for e in envelopes],
             "stream_ids": [e.subject for e in envelopes],

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     members_port: int = 7481
     kpi_port: int = 7482
     edge_port: int = 7483
+    events_port: int = 7484
+    engagement_port: int = 7485
+    webhooks_port: int = 7486
     traefik_admin_port: int = 7489
 
     admin_key: SecretStr | None = None

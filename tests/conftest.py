@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 from gatherly.bus import Bus
-from gatherly.cli import SCHEMAS
 from gatherly.local.nats import EmbeddedNats
 from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.migrate import migrate
+from gatherly.registry import SCHEMAS
 from gatherly.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,21 +18,24 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
-from gatherly.cli import SCHEMAS
 from gatherly.local.child import Child
 from gatherly.local.nats import EmbeddedNats
 from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.local.preflight import admin_key_of, check_ports, claim_data_dir
 from gatherly.local.process import NotReady, spawn, stop_process, tail, write_pid_file
 from gatherly.local.traefik import Traefik, loopback, service_urls
+from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WRITERS
 from gatherly.settings import EMBEDDED_DATABASE, Settings
 
 log = logging.getLogger("gatherly.up")
 
 FIRST_DELAY, MAX_DELAY, STABLE_AFTER = 0.5, 5.0, 30.0
-HTTP_APPS = ("members", "kpi", "edge")
-WORKERS = {"relay-members": ["relay", "members"], "project-kpi": ["project", "kpi"]}
-PORTS = ("postgres", "nats", "gateway", "traefik_admin", "members", "kpi", "edge")
+HTTP_APPS = tuple(APPS)
+WORKERS = {
+    **{f"relay-{schema}": ["relay", schema] for schema in WRITERS},
+    **{f"project-{name}": ["project", name] for name in PROJECTIONS},
+}
+PORTS = ("postgres", "nats", "gateway", "traefik_admin", *HTTP_APPS)
 
 
 class Component(Protocol):

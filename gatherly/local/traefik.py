@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from gatherly.local.process import Proc, http_ok, port_open, spawn, stop_process, wait_until
+from gatherly.registry import APPS
 from gatherly.settings import Settings
 
 
@@ -47,9 +48,10 @@ def service_urls(settings: Settings) -> dict[str, str]:
     """The environment `dynamic.yml` reads: where each upstream app listens."""
     host = loopback(settings.host)
     return {
-        "GATHERLY_MEMBERS_URL": f"http://{host}:{settings.members_port}",
-        "GATHERLY_KPI_URL": f"http://{host}:{settings.kpi_port}",
-        "GATHERLY_EDGE_URL": f"http://{host}:{settings.edge_port}",
+        **{
+            f"GATHERLY_{app.upper()}_URL": f"http://{host}:{getattr(settings, port_field)}"
+            for app, (_, port_field) in APPS.items()
+        },
         # A backstop above the services' own limit, so a client normally gets their 413 as
         # problem+json; Traefik's own 413 is plain text.
         "GATHERLY_GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes * 4),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import SecretStr
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 
 from gateway.edge.app import create_app as create_edge
 from gatherly.db import create_engine

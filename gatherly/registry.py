@@ -1,0 +1,23 @@
+"""The single wiring point: which processes the system runs, by name.
+
+Strings, so the kernel never imports a service at module level. Adding a service means adding
+its lines here; `gatherly up`, the CLI and the gateway's upstream URLs all read these tables.
+"""
+
+from __future__ import annotations
+
+# HTTP app name -> (factory "module:function" taking Settings, the Settings field with its port).
+APPS: dict[str, tuple[str, str]] = {
+    "members": ("services.members.app:create_app", "members_port"),
+    "kpi": ("services.kpi.app:create_app", "kpi_port"),
+    "edge": ("gateway.edge.app:create_app", "edge_port"),
+}
+# Postgres schema -> the package holding its Alembic migrations (kernel tables come first).
+SCHEMAS: dict[str, str] = {
+    "members": "services.members.migrations",
+    "kpi": "services.kpi.migrations",
+}
+# Schemas whose event store an outbox relay publishes.
+WRITERS: tuple[str, ...] = ("members",)
+# Projection name -> factory "module:function" returning a gatherly.projection.Projection.
+PROJECTIONS: dict[str, str] = {"kpi": "services.kpi.projections:build_projection"}
