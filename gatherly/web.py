@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatherly.bus import reachable
 from gatherly.eventstore import ConcurrencyConflict
+from gatherly.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -258,3 +259,12 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
     return value
+
+
+def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine) -> None:
+    """What every service app has: problem+json errors, health and readiness (database, NATS),
+    the body limit and tracing. Call it from `create_app` before including the routers."""
+    install_problem_handlers(app)
+    install_health(app, {"database": database_check(engine), "nats": nats_check(settings.nats)})
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    instrument(app)

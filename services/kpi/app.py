@@ -9,14 +9,7 @@ from fastapi import FastAPI
 
 from gatherly.db import create_engine
 from gatherly.settings import Settings
-from gatherly.web import (
-    BodyLimit,
-    database_check,
-    install_health,
-    install_problem_handlers,
-    instrument,
-    nats_check,
-)
+from gatherly.web import install_service_basics
 from services.kpi.api import router
 from services.kpi.projections import SCHEMA
 
@@ -31,11 +24,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Gatherly KPIs", version="1", lifespan=lifespan)
     app.state.engine = engine
-    install_problem_handlers(app)
-    install_health(
-        app, {"database": database_check(engine), "nats": nats_check(settings.nats)}
-    )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_service_basics(app, settings, engine)
     app.include_router(router)
-    instrument(app)
     return app

@@ -11,16 +11,7 @@ from fastapi.responses import JSONResponse
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
-from gatherly.web import (
-    BodyLimit,
-    Problem,
-    database_check,
-    install_health,
-    install_problem_handlers,
-    instrument,
-    nats_check,
-    problem_response,
-)
+from gatherly.web import Problem, install_service_basics, problem_response
 from services.members.api import router
 from services.members.domain import DomainError
 from services.members.handlers import MemberHandlers, MemberNotFound, VersionMismatch
@@ -39,14 +30,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Gatherly members", version="1", lifespan=lifespan)
     app.state.engine = engine
     app.state.handlers = MemberHandlers(engine, EventStore(source=f"/gatherly/{SCHEMA}"))
-    install_problem_handlers(app)
-    install_health(
-        app, {"database": database_check(engine), "nats": nats_check(settings.nats)}
-    )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_service_basics(app, settings, engine)
     _install_domain_errors(app)
     app.include_router(router)
-    instrument(app)
     return app
 
 
