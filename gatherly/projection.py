@@ -132,14 +132,24 @@ class ProjectionRunner:
             await bus.close()
 
     async def _consume(self, consumer: PullConsumer, leader: asyncpg.Connection) -> None:
-        while not self.stopping.is_set() and not leader.is_closed():
-            deliveries = await consumer.fetch(self.settings.projection_batch_size, wait=1.0)
-            if not deliveries:
-                if (await self.checkpoint())[1] != self.generation:
-                    raise GenerationChanged
-                continue
-            outcome = await self.apply_batch(deliveries)
-            await self._settle(outcome)
+        """Fetch the next batch while the current one is applied: the stream and the database
+        work in parallel. A fetch abandoned on exit only delays its messages to redelivery."""
+        batch = self.settings.projection_batch_size
+        upcoming = asyncio.ensure_future(consumer.fetch(batch, wait=1.0))
+        try:
+            while not self.stopping.is_set() and not leader.is_closed():
+                deliveries = await upcoming
+                upcoming = asyncio.ensure_future(consumer.fetch(batch, wait=1.0))
+                if not deliveries:
+                    if (await self.checkpoint())[1] != self.generation:
+                        raise GenerationChanged
+                    continue
+                outcome = await self.apply_batch(deliveries)
+                await self._settle(outcome)
+        finally:
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BusUnavailable):
+                await upcoming
 
     async def apply_batch(self, deliveries: list[Delivery]) -> BatchOutcome:
         links = [link for d in deliveries if (link := link_to(d.headers)) is not None]
