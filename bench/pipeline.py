@@ -79,8 +79,8 @@ async def raw_fetch_ack(url: str, stream: str, count: int) -> float:
     return count / elapsed
 
 
-async def wait_for(predicate: object, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: object, within: float = 300) -> None:
+    deadline = time.monotonic() + within
     while not predicate():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark did not finish")
@@ -97,7 +97,8 @@ async def measure(count: int, root: Path) -> dict[str, float]:
         postgres.ensure_database("bench")
         settings = Settings(database_url=postgres.url("bench"), nats_url=server.url)
         for schema in ("members", "kpi"):
-            await asyncio.to_thread(migrate, settings.database, schema, f"services.{schema}.migrations")
+            package = f"services.{schema}.migrations"
+            await asyncio.to_thread(migrate, settings.database, schema, package)
         envelopes = member_joins(count)
         results = {"raw publish_async": await raw_publish(server.url, envelopes)}
 
