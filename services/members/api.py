@@ -3,70 +3,42 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime
 
 from gatherly.envelope import utc_now
 from gatherly.web import Problem, community_scope, decode_cursor, encode_cursor
-from services.members import views
-from services.members.domain import Member, MemberStatus
-from services.members.handlers import JoinMember, LeaveMember, MemberHandlers
+from services.members import history, views
+from services.members.domain import ROLES, MemberStatus
+from services.members.handlers import (
+    ChangeRole,
+    EraseMember,
+    JoinMember,
+    LeaveMember,
+    MemberHandlers,
+    MemberNotFound,
+    RejoinMember,
+    UpdateProfile,
+)
+from services.members.schemas import (
+    HistoryItem,
+    MemberHistory,
+    MemberJoin,
+    MemberLeave,
+    MemberPage,
+    MemberPublic,
+    MemberRejoin,
+    ProfileFields,
+    public,
+)
+from services.members.search import MemberFilter, search
+from services.members.views import MemberView
 
 COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 router = APIRouter(prefix="/v1/communities/{community_id}/members", tags=["members"])
-
-
-class MemberJoin(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: str = Field(min_length=2, max_length=32, examples=["telegram"])
-    invited_by: uuid.UUID | None = Field(default=None, description="the referring member")
-    external_ref: str | None = Field(default=None, min_length=1, max_length=200)
-    joined_at: AwareDatetime | None = Field(
-        default=None, description="when the member joined (defaults to now); ISO 8601 with offset"
-    )
-
-
-class MemberLeave(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str | None = Field(default=None, max_length=500)
-    left_at: AwareDatetime | None = None
-
-
-class MemberPublic(BaseModel):
-    id: str
-    community_id: str
-    channel: str
-    status: MemberStatus
-    invited_by: str | None
-    external_ref: str | None
-    joined_at: datetime
-    left_at: datetime | None
-    version: int
-
-
-class MemberPage(BaseModel):
-    items: list[MemberPublic]
-    next_cursor: str | None
-
-
-def public(member: Member) -> MemberPublic:
-    return MemberPublic(
-        id=member.id,
-        community_id=member.community_id,
-        channel=member.channel,
-        status=member.status,
-        invited_by=member.invited_by,
-        external_ref=member.external_ref,
-        joined_at=member.joined_at,
-        left_at=member.left_at,
-        version=member.version,
-    )
 
 
 def handlers(request: Request) -> MemberHandlers:
@@ -77,6 +49,8 @@ def handlers(request: Request) -> MemberHandlers:
 Community = Annotated[str, Depends(community_scope)]
 CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Handlers = Annotated[MemberHandlers, Depends(handlers)]
+IfMatch = Annotated[str | None, Header()]
+Role = Annotated[str, Path(description=f"one of {', '.join(ROLES)}")]
 
 
 def parse_if_match(if_match: str | None) -> int | None:
@@ -88,66 +62,131 @@ def parse_if_match(if_match: str | None) -> int | None:
         raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 
 
+def answer(view: MemberView, response: Response) -> MemberPublic:
+    response.headers["ETag"] = f'"{view.member.version}"'
+    return public(view)
+
+
 @router.post("", status_code=201, response_model=MemberPublic)
 async def record_join(
-    community_id: CommunityPath,
-    body: MemberJoin,
-    response: Response,
-    community: Community,
+    community_id: CommunityPath, body: MemberJoin, response: Response, community: Community,
     members: Handlers,
 ) -> MemberPublic:
-    member = await members.join(
+    """Record a join; a known (channel, external_ref) answers 200 with that member instead."""
+    view, created = await members.join(
         JoinMember(
             community_id=community,
             channel=body.channel,
             joined_at=body.joined_at or utc_now(),
             invited_by=str(body.invited_by) if body.invited_by else None,
             external_ref=body.external_ref,
+            profile=body.profile(),
         )
     )
-    response.headers["Location"] = f"/v1/communities/{community}/members/{member.id}"
-    response.headers["ETag"] = f'"{member.version}"'
-    return public(member)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/communities/{community}/members/{view.member.id}"
+    return answer(view, response)
 
 
 @router.post("/{member_id}/leave", response_model=MemberPublic)
 async def record_leave(
-    community_id: CommunityPath,
-    member_id: uuid.UUID,
-    response: Response,
-    community: Community,
-    members: Handlers,
-    body: MemberLeave | None = None,
-    if_match: Annotated[str | None, Header()] = None,
+    community_id: CommunityPath, member_id: uuid.UUID, response: Response, community: Community,
+    members: Handlers, body: MemberLeave | None = None, if_match: IfMatch = None,
 ) -> MemberPublic:
     body = body or MemberLeave()
-    member = await members.leave(
-        LeaveMember(
-            community_id=community,
-            member_id=str(member_id),
-            left_at=body.left_at or utc_now(),
-            reason=body.reason,
-            expected_version=parse_if_match(if_match),
-        )
+    command = LeaveMember(
+        community_id=community, member_id=str(member_id), left_at=body.left_at or utc_now(),
+        reason=body.reason, expected_version=parse_if_match(if_match),
     )
-    response.headers["ETag"] = f'"{member.version}"'
-    return public(member)
+    return answer(await members.leave(command), response)
+
+
+@router.post("/{member_id}/rejoin", response_model=MemberPublic)
+async def record_rejoin(
+    community_id: CommunityPath, member_id: uuid.UUID, body: MemberRejoin, response: Response,
+    community: Community, members: Handlers, if_match: IfMatch = None,
+) -> MemberPublic:
+    """A member who left comes back: same id, history kept."""
+    command = RejoinMember(
+        community_id=community, member_id=str(member_id), channel=body.channel,
+        rejoined_at=body.rejoined_at or utc_now(), expected_version=parse_if_match(if_match),
+    )
+    return answer(await members.rejoin(command), response)
+
+
+@router.patch("/{member_id}", response_model=MemberPublic)
+async def update_profile(
+    community_id: CommunityPath, member_id: uuid.UUID, body: ProfileFields, response: Response,
+    community: Community, members: Handlers, if_match: IfMatch = None,
+) -> MemberPublic:
+    """Change profile fields; `If-Match` with the member's ETag is required."""
+    expected = parse_if_match(if_match)
+    if expected is None:
+        raise Problem(428, "Precondition Required",
+                      "If-Match: send the member's ETag to update the profile")
+    command = UpdateProfile(
+        community_id=community, member_id=str(member_id),
+        changes=body.model_dump(exclude_unset=True), at=utc_now(), expected_version=expected,
+    )
+    return answer(await members.update_profile(command), response)
+
+
+@router.put("/{member_id}/roles/{role}", response_model=MemberPublic)
+async def assign_role(
+    community_id: CommunityPath, member_id: uuid.UUID, role: Role, response: Response,
+    community: Community, members: Handlers,
+) -> MemberPublic:
+    """Assign a role; assigning one the member holds records nothing."""
+    command = ChangeRole(community, str(member_id), role, utc_now(), assign=True)
+    return answer(await members.change_role(command), response)
+
+
+@router.delete("/{member_id}/roles/{role}", response_model=MemberPublic)
+async def remove_role(
+    community_id: CommunityPath, member_id: uuid.UUID, role: Role, response: Response,
+    community: Community, members: Handlers,
+) -> MemberPublic:
+    command = ChangeRole(community, str(member_id), role, utc_now(), assign=False)
+    return answer(await members.change_role(command), response)
+
+
+@router.post("/{member_id}/erase", response_model=MemberPublic)
+async def erase_member(
+    community_id: CommunityPath, member_id: uuid.UUID, response: Response, community: Community,
+    members: Handlers,
+) -> MemberPublic:
+    """GDPR erasure: the profile goes; the log keeps ids and non-personal facts only."""
+    command = EraseMember(community_id=community, member_id=str(member_id), at=utc_now())
+    return answer(await members.erase(command), response)
 
 
 @router.get("/{member_id}", response_model=MemberPublic)
 async def show_member(
-    community_id: CommunityPath,
-    member_id: uuid.UUID,
-    request: Request,
-    response: Response,
+    community_id: CommunityPath, member_id: uuid.UUID, request: Request, response: Response,
     community: Community,
 ) -> MemberPublic:
     async with request.app.state.engine.connect() as conn:
-        member = await views.get(conn, community, str(member_id))
-    if member is None:
+        view = await views.get(conn, community, str(member_id))
+    if view is None:
         raise Problem(404, "Not Found", f"no member {member_id}")
-    response.headers["ETag"] = f'"{member.version}"'
-    return public(member)
+    return answer(view, response)
+
+
+@router.get("/{member_id}/history", response_model=MemberHistory)
+async def member_history(
+    community_id: CommunityPath, member_id: uuid.UUID, community: Community, members: Handlers,
+) -> MemberHistory:
+    """The member's own events, newest first, each with a sentence a frontend can show."""
+    async with members.engine.connect() as conn:
+        events = await members.store.read_stream(conn, str(member_id))
+    if not events or events[0].community_id != community:
+        raise MemberNotFound(str(member_id))
+    items = [
+        HistoryItem(id=e.id, type=e.type, version=e.sequence, time=e.time, summary=words,
+                    data=e.data)
+        for e, words in history.newest_first(events)
+    ]
+    return MemberHistory(member_id=str(member_id), items=items)
 
 
 @router.get("", response_model=MemberPage)
@@ -157,18 +196,25 @@ async def list_members(
     community: Community,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
-    status: Literal["active", "left"] | None = None,
+    status: Literal["active", "left", "erased"] | None = None,
+    role: Annotated[Literal[ROLES] | None, Query()] = None,  # type: ignore[valid-type]
+    channel: Annotated[str | None, Query(max_length=32)] = None,
+    tag: Annotated[str | None, Query(max_length=40)] = None,
+    joined_from: AwareDatetime | None = None,
+    joined_to: AwareDatetime | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100,
+                                   description="name or e-mail prefix, any case")] = None,
 ) -> MemberPage:
+    """Search members in a stable order; `total` counts the matches on the first page."""
     after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    where = MemberFilter(
+        status=MemberStatus(status) if status else None, role=role, channel=channel, tag=tag,
+        joined_from=joined_from, joined_to=joined_to, prefix=q,
+    )
     async with request.app.state.engine.connect() as conn:
-        members, next_after = await views.page(
-            conn,
-            community,
-            after=after,
-            limit=limit,
-            status=MemberStatus(status) if status else None,
-        )
+        found = await search(conn, community, where, after=after, limit=limit)
     return MemberPage(
-        items=[public(m) for m in members],
-        next_cursor=encode_cursor({"after": next_after}) if next_after else None,
+        items=[public(v) for v in found.members],
+        next_cursor=encode_cursor({"after": found.next_after}) if found.next_after else None,
+        total=found.total,
     )

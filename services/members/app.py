@@ -7,16 +7,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
-from gatherly.web import Problem, install_service_basics, problem_response
-from services.members.api import router
+from gatherly.web import BodyLimit, Problem, install_service_basics, problem_response
+from services.members import api, api_import
 from services.members.domain import DomainError
 from services.members.handlers import MemberHandlers, MemberNotFound, VersionMismatch
+from services.members.importer import MemberImporter
+from services.members.personal import ProfileError
 
 SCHEMA = "members"
+IMPORT_PATH_SUFFIX = "/members/import"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -28,17 +33,53 @@ def create_app(settings: Settings) -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(title="Gatherly members", version="1", lifespan=lifespan)
+    store = EventStore(source=f"/gatherly/{SCHEMA}")
     app.state.engine = engine
-    app.state.handlers = MemberHandlers(engine, EventStore(source=f"/gatherly/{SCHEMA}"))
+    app.state.handlers = MemberHandlers(engine, store)
+    app.state.importer = MemberImporter(engine, store)
     install_service_basics(app, settings, engine)
+    _allow_large_imports(app, settings.members_import_max_bytes)
     _install_domain_errors(app)
-    app.include_router(router)
+    app.include_router(api_import.router)
+    app.include_router(api.router)
     return app
+
+
+class ImportBodyLimit:
+    """The kernel's body limit, except that a bulk import (read as a stream, never whole) gets
+    `import_max_bytes` instead."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, import_max_bytes: int) -> None:
+        self.default = BodyLimit(app, max_bytes)
+        self.imports = BodyLimit(app, import_max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        is_import = scope["type"] == "http" and scope["path"].endswith(IMPORT_PATH_SUFFIX)
+        await (self.imports if is_import else self.default)(scope, receive, send)
+
+
+def _allow_large_imports(app: FastAPI, import_max_bytes: int) -> None:
+    """Swap the kernel's BodyLimit, installed by `install_service_basics`, for ImportBodyLimit."""
+    for index, middleware in enumerate(app.user_middleware):
+        if getattr(middleware.cls, "__name__", None) == BodyLimit.__name__:
+            max_bytes = int(str(middleware.kwargs["max_bytes"]))
+            app.user_middleware[index] = Middleware(
+                ImportBodyLimit, max_bytes=max_bytes, import_max_bytes=import_max_bytes
+            )
+            return
+    raise RuntimeError("install_service_basics no longer installs BodyLimit")
 
 
 def _install_domain_errors(app: FastAPI) -> None:
     async def on_domain(request: Request, error: Exception) -> JSONResponse:
-        return problem_response(Problem(422, "Not allowed", str(error)), request.url.path)
+        assert isinstance(error, DomainError)
+        problem = Problem(422, "Not allowed", str(error), rule=error.rule)
+        return problem_response(problem, request.url.path)
+
+    async def on_profile(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ProfileError)
+        problem = Problem(422, "Invalid profile", str(error), field=error.field)
+        return problem_response(problem, request.url.path)
 
     async def on_missing(request: Request, error: Exception) -> JSONResponse:
         return problem_response(Problem(404, "Not Found", f"no member {error}"), request.url.path)
@@ -51,5 +92,6 @@ def _install_domain_errors(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
     app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(ProfileError, on_profile)
     app.add_exception_handler(MemberNotFound, on_missing)
     app.add_exception_handler(VersionMismatch, on_stale)

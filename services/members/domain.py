@@ -1,7 +1,8 @@
 """The member aggregate: pure decisions and state, no I/O.
 
-A member joins a community through a channel, may leave, and may come back. Personal data never
-enters these events (DESIGN §9): it lives in the service's erasable store.
+A member joins a community through a channel, may leave and come back, holds roles, updates a
+profile and may be erased. Personal data never enters these events (DESIGN §9): it lives in the
+service's erasable store (`member_profile`), and `profile_updated` names fields, never values.
 """
 
 from __future__ import annotations
@@ -16,21 +17,34 @@ from gatherly.envelope import DomainEvent, Envelope
 JOINED = "gatherly.member.joined"
 REJOINED = "gatherly.member.rejoined"
 LEFT = "gatherly.member.left"
+ROLE_ASSIGNED = "gatherly.member.role_assigned"
+ROLE_REMOVED = "gatherly.member.role_removed"
+PROFILE_UPDATED = "gatherly.member.profile_updated"
+ERASED = "gatherly.member.erased"
 
 BUILT_IN_CHANNELS = frozenset(
     {"telegram", "vk", "facebook", "email", "youtube", "website", "offline", "online_event",
      "referral"}
 )
 CHANNEL_SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+ROLES = (
+    "mentor", "partner", "storyteller", "historian", "hero", "celebrity", "provider", "greeter",
+    "guide", "catalyst", "ambassador", "scout",
+)
 
 
 class MemberStatus(StrEnum):
     ACTIVE = "active"
     LEFT = "left"
+    ERASED = "erased"
 
 
 class DomainError(Exception):
-    """A command that the member's current state does not allow."""
+    """A command that the member's current state does not allow; `rule` names the broken rule."""
+
+    def __init__(self, message: str, rule: str = "member") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +55,25 @@ class Member:
     status: MemberStatus
     joined_at: datetime
     invited_by: str | None = None
-    external_ref: str | None = None
+    external_ref_hash: str | None = None
     left_at: datetime | None = None
+    roles: frozenset[str] = frozenset()
     version: int = 0
 
 
 def valid_channel(channel: str) -> bool:
     """A built-in channel, or a custom slug a community may add."""
     return channel in BUILT_IN_CHANNELS or bool(CHANNEL_SLUG.match(channel))
+
+
+def _check_channel(channel: str) -> None:
+    if not valid_channel(channel):
+        raise DomainError(f"unknown channel {channel!r}", rule="channel")
+
+
+def _check_not_erased(member: Member) -> None:
+    if member.status is MemberStatus.ERASED:
+        raise DomainError("the member was erased", rule="erased")
 
 
 def join(
@@ -59,10 +84,11 @@ def join(
     invited_by: str | None = None,
     external_ref: str | None = None,
 ) -> list[DomainEvent]:
-    if not valid_channel(channel):
-        raise DomainError(f"unknown channel {channel!r}")
+    """`external_ref` is the reference as it goes on the log: the handlers pass its keyed hash
+    (`personal.ref_hash`), never the raw partner id."""
+    _check_channel(channel)
     if invited_by == member_id:
-        raise DomainError("a member cannot invite themselves")
+        raise DomainError("a member cannot invite themselves", rule="invited_by")
     data: dict[str, object] = {"channel": channel, "joined_at": joined_at.isoformat()}
     if invited_by:
         data["invited_by"] = invited_by
@@ -72,14 +98,62 @@ def join(
 
 
 def leave(member: Member, *, left_at: datetime, reason: str | None = None) -> list[DomainEvent]:
+    _check_not_erased(member)
     if member.status is MemberStatus.LEFT:
-        raise DomainError("the member has already left")
+        raise DomainError("the member has already left", rule="status")
     if left_at < member.joined_at:
-        raise DomainError("a member cannot leave before joining")
+        raise DomainError("a member cannot leave before joining", rule="left_at")
     data: dict[str, object] = {"left_at": left_at.isoformat()}
     if reason:
         data["reason"] = reason
     return [DomainEvent(LEFT, data, left_at)]
+
+
+def rejoin(member: Member, *, channel: str, rejoined_at: datetime) -> list[DomainEvent]:
+    _check_not_erased(member)
+    _check_channel(channel)
+    if member.status is not MemberStatus.LEFT:
+        raise DomainError("only a member who left can rejoin", rule="status")
+    if member.left_at is not None and rejoined_at < member.left_at:
+        raise DomainError("a member cannot rejoin before leaving", rule="rejoined_at")
+    data = {"channel": channel, "rejoined_at": rejoined_at.isoformat()}
+    return [DomainEvent(REJOINED, data, rejoined_at)]
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise DomainError(f"unknown role {role!r}; one of {', '.join(ROLES)}", rule="role")
+
+
+def assign_role(member: Member, role: str, *, at: datetime) -> list[DomainEvent]:
+    """Assigning a role the member already holds records nothing."""
+    _check_role(role)
+    _check_not_erased(member)
+    if role in member.roles:
+        return []
+    return [DomainEvent(ROLE_ASSIGNED, {"role": role}, at)]
+
+
+def remove_role(member: Member, role: str, *, at: datetime) -> list[DomainEvent]:
+    """Removing a role the member does not hold records nothing."""
+    _check_role(role)
+    _check_not_erased(member)
+    if role not in member.roles:
+        return []
+    return [DomainEvent(ROLE_REMOVED, {"role": role}, at)]
+
+
+def update_profile(member: Member, changed: list[str], *, at: datetime) -> list[DomainEvent]:
+    """`changed` holds field names only: the values stay in the erasable store."""
+    _check_not_erased(member)
+    if not changed:
+        return []
+    return [DomainEvent(PROFILE_UPDATED, {"fields": sorted(changed)}, at)]
+
+
+def erase(member: Member, *, at: datetime) -> list[DomainEvent]:
+    _check_not_erased(member)
+    return [DomainEvent(ERASED, {"erased_at": at.isoformat()}, at)]
 
 
 def evolve(state: Member | None, event: Envelope) -> Member:
@@ -92,16 +166,23 @@ def evolve(state: Member | None, event: Envelope) -> Member:
             status=MemberStatus.ACTIVE,
             joined_at=event.time,
             invited_by=event.data.get("invited_by"),
-            external_ref=event.data.get("external_ref"),
+            external_ref_hash=event.data.get("external_ref"),
             version=event.sequence,
         )
     if state is None:
         raise DomainError(f"{event.type} before the member joined")
+    state = replace(state, version=event.sequence)
     if event.type == LEFT:
-        return replace(state, status=MemberStatus.LEFT, left_at=event.time, version=event.sequence)
+        return replace(state, status=MemberStatus.LEFT, left_at=event.time)
     if event.type == REJOINED:
-        return replace(state, status=MemberStatus.ACTIVE, left_at=None, version=event.sequence)
-    return replace(state, version=event.sequence)
+        return replace(state, status=MemberStatus.ACTIVE, left_at=None)
+    if event.type == ROLE_ASSIGNED:
+        return replace(state, roles=state.roles | {event.data["role"]})
+    if event.type == ROLE_REMOVED:
+        return replace(state, roles=state.roles - {event.data["role"]})
+    if event.type == ERASED:
+        return replace(state, status=MemberStatus.ERASED, external_ref_hash=None)
+    return state
 
 
 def replay(events: list[Envelope]) -> Member | None:

@@ -1,17 +1,22 @@
-"""Member commands: load, decide, append the events and update the list in one transaction."""
+"""Member commands: load, decide, append the events, update the read models; one transaction."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gatherly.envelope import DomainEvent
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
-from services.members import domain, views
-from services.members.domain import Member
+from services.members import domain, personal, views
+from services.members.domain import Member, MemberStatus
+from services.members.personal import Profile
+from services.members.views import MemberView
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,7 @@ class JoinMember:
     joined_at: datetime
     invited_by: str | None = None
     external_ref: str | None = None
+    profile: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,40 @@ class LeaveMember:
     left_at: datetime
     reason: str | None = None
     expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejoinMember:
+    community_id: str
+    member_id: str
+    channel: str
+    rejoined_at: datetime
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRole:
+    community_id: str
+    member_id: str
+    role: str
+    at: datetime
+    assign: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateProfile:
+    community_id: str
+    member_id: str
+    changes: Mapping[str, Any]
+    at: datetime
+    expected_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class EraseMember:
+    community_id: str
+    member_id: str
+    at: datetime
 
 
 class MemberNotFound(Exception):
@@ -44,58 +84,152 @@ class VersionMismatch(Exception):
         self.current = current
 
 
+class _AlreadyKnown(Exception):
+    """Rolls back a join whose (channel, external reference) another join recorded first."""
+
+
+Decision = Callable[[Member], list[DomainEvent]]
+
+
 class MemberHandlers:
     def __init__(self, engine: AsyncEngine, store: EventStore) -> None:
         self.engine = engine
         self.store = store
+        self._ref_key: str | None = None
 
-    async def join(self, command: JoinMember) -> Member:
+    async def ref_key(self, conn: AsyncConnection) -> str:
+        if self._ref_key is None:
+            self._ref_key = await views.ref_key(conn)
+        return self._ref_key
+
+    async def join(self, command: JoinMember) -> tuple[MemberView, bool]:
+        """The member and whether this call created it (False: the reference was known)."""
+        changes = personal.profile_changes(command.profile, domain.valid_channel)
         member_id = str(uuid.uuid4())
+        async with self.engine.connect() as conn:
+            ref_hash = await self._ref_hash(conn, command)
+            if ref_hash and (known := await self._known(conn, command, ref_hash)):
+                return known, False
         events = domain.join(
-            member_id,
-            channel=command.channel,
-            joined_at=command.joined_at,
-            invited_by=command.invited_by,
-            external_ref=command.external_ref,
+            member_id, channel=command.channel, joined_at=command.joined_at,
+            invited_by=command.invited_by, external_ref=ref_hash,
         )
+        profile = Profile(**changes)
+        try:
+            async with self.engine.begin() as conn:
+                await self._check_referrer(conn, command.community_id, command.invited_by)
+                envelopes = await self.store.append(
+                    conn, stream_id=member_id, community_id=command.community_id,
+                    expected_version=0, events=events, traceparent=current_traceparent(),
+                )
+                member = domain.replay(envelopes)
+                assert member is not None
+                if not await views.insert_new(conn, member):
+                    raise _AlreadyKnown
+                await views.save_profile(conn, member, profile, command.external_ref)
+        except _AlreadyKnown:
+            async with self.engine.connect() as conn:
+                assert ref_hash is not None
+                known = await self._known(conn, command, ref_hash)
+            assert known is not None
+            return known, False
+        return MemberView(member, profile, command.external_ref), True
+
+    async def leave(self, command: LeaveMember) -> MemberView:
+        return await self._change(
+            command.community_id, command.member_id, command.expected_version,
+            lambda m: domain.leave(m, left_at=command.left_at, reason=command.reason),
+        )
+
+    async def rejoin(self, command: RejoinMember) -> MemberView:
+        return await self._change(
+            command.community_id, command.member_id, command.expected_version,
+            lambda m: domain.rejoin(m, channel=command.channel, rejoined_at=command.rejoined_at),
+        )
+
+    async def change_role(self, command: ChangeRole) -> MemberView:
+        decide = domain.assign_role if command.assign else domain.remove_role
+        return await self._change(
+            command.community_id, command.member_id, None,
+            lambda m: decide(m, command.role, at=command.at),
+        )
+
+    async def update_profile(self, command: UpdateProfile) -> MemberView:
+        changes = personal.profile_changes(command.changes, domain.valid_channel)
         async with self.engine.begin() as conn:
-            if command.invited_by and not await views.get(
-                conn, command.community_id, command.invited_by
-            ):
-                raise domain.DomainError("the referrer is not a member of this community")
-            envelopes = await self.store.append(
-                conn,
-                stream_id=member_id,
-                community_id=command.community_id,
-                expected_version=0,
-                events=events,
-                traceparent=current_traceparent(),
+            view = await self._load(conn, command.community_id, command.member_id)
+            if command.expected_version != view.member.version:
+                raise VersionMismatch(view.member.version)
+            profile, changed = personal.apply_changes(view.profile or Profile(), changes)
+            member = await self._append(
+                conn, view.member, domain.update_profile(view.member, changed, at=command.at)
             )
-            member = domain.replay(envelopes)
-            assert member is not None
-            await views.save(conn, member)
+            if changed:
+                await views.save_profile(conn, member, profile, view.external_ref)
+        return MemberView(member, profile, view.external_ref)
+
+    async def erase(self, command: EraseMember) -> MemberView:
+        async with self.engine.begin() as conn:
+            view = await self._load(conn, command.community_id, command.member_id)
+            member = await self._append(
+                conn, view.member, domain.erase(view.member, at=command.at)
+            )
+            await views.forget(conn, member)
+        return MemberView(member)
+
+    async def _change(
+        self, community_id: str, member_id: str, expected_version: int | None, decide: Decision
+    ) -> MemberView:
+        async with self.engine.begin() as conn:
+            view = await self._load(conn, community_id, member_id)
+            if expected_version not in (None, view.member.version):
+                raise VersionMismatch(view.member.version)
+            member = await self._append(conn, view.member, decide(view.member))
+            if member.version != view.member.version:
+                await views.save(conn, member)
+        return MemberView(member, view.profile, view.external_ref)
+
+    async def _append(
+        self, conn: AsyncConnection, member: Member, events: list[DomainEvent]
+    ) -> Member:
+        if not events:
+            return member
+        envelopes = await self.store.append(
+            conn, stream_id=member.id, community_id=member.community_id,
+            expected_version=member.version, events=events, traceparent=current_traceparent(),
+        )
+        for envelope in envelopes:
+            member = domain.evolve(member, envelope)
         return member
 
-    async def leave(self, command: LeaveMember) -> Member:
-        async with self.engine.begin() as conn:
-            member = await self._load(conn, command.community_id, command.member_id)
-            if command.expected_version not in (None, member.version):
-                raise VersionMismatch(member.version)
-            envelopes = await self.store.append(
-                conn,
-                stream_id=member.id,
-                community_id=member.community_id,
-                expected_version=member.version,
-                events=domain.leave(member, left_at=command.left_at, reason=command.reason),
-                traceparent=current_traceparent(),
-            )
-            for envelope in envelopes:
-                member = domain.evolve(member, envelope)
-            await views.save(conn, member)
-        return member
-
-    async def _load(self, conn: AsyncConnection, community_id: str, member_id: str) -> Member:
+    async def _load(self, conn: AsyncConnection, community_id: str, member_id: str) -> MemberView:
+        """The member from its stream (the truth), with the profile the store holds."""
         member = domain.replay(await self.store.read_stream(conn, member_id))
         if member is None or member.community_id != community_id:
             raise MemberNotFound(member_id)
-        return member
+        listed = await views.get(conn, community_id, member_id)
+        if listed is None:
+            return MemberView(member)
+        return MemberView(member, listed.profile, listed.external_ref)
+
+    async def _ref_hash(self, conn: AsyncConnection, command: JoinMember) -> str | None:
+        if not command.external_ref:
+            return None
+        key = await self.ref_key(conn)
+        return personal.ref_hash(key, command.community_id, command.channel, command.external_ref)
+
+    async def _known(
+        self, conn: AsyncConnection, command: JoinMember, ref_hash: str
+    ) -> MemberView | None:
+        return await views.find_by_ref(conn, command.community_id, command.channel, ref_hash)
+
+    async def _check_referrer(
+        self, conn: AsyncConnection, community_id: str, invited_by: str | None
+    ) -> None:
+        if not invited_by:
+            return
+        referrer = await views.get(conn, community_id, invited_by)
+        if referrer is None or referrer.member.status is MemberStatus.ERASED:
+            raise domain.DomainError(
+                "the referrer is not a member of this community", rule="invited_by"
+            )

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from gatherly.bus import Bus
+from gatherly.local.nats import EmbeddedNats
+from gatherly.local.postgres import EmbeddedPostgres
+from gatherly.migrate import migrate
+from gatherly.registry import SCHEMAS
 from gatherly.settings import Settings
 from services.members.app import create_app
+from tests.conftest import fresh_database
 
 OPERATOR = {"X-Gatherly-Community": "c1", "X-Gatherly-Scopes": "read,write,admin"}
 BASE = "/v1/communities/c1/members"
+
+
+@pytest.fixture
+async def settings(
+    postgres_server: EmbeddedPostgres, nats_server: EmbeddedNats, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Like the shared fixture, but migrating only the members schema: these tests need no
+    other, and a half-finished migration elsewhere in the tree cannot break them."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=await fresh_database(postgres_server),
+        nats_url=nats_server.url,
+        stream_name=f"T{uuid.uuid4().hex[:12].upper()}",
+        relay_poll_seconds=0.05,
+    )
+    await asyncio.to_thread(migrate, settings.database, "members", SCHEMAS["members"])
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="test")
+    await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds)
+    try:
+        yield settings
+    finally:
+        await bus.delete_stream()
+        await bus.close()
 
 
 @pytest.fixture

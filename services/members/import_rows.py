@@ -1,0 +1,174 @@
+"""Bulk import input, pure: CSV or NDJSON bytes in, checked rows out, incrementally.
+
+`RowReader.feed` takes the body chunk by chunk and returns only the rows that chunk completed, so
+an upload is never held whole. A CSV record may span lines inside quotes: a record is complete
+when its count of `"` is even (RFC 4180 escapes a quote by doubling it, which keeps parity).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from services.members import domain, personal
+from services.members.personal import Profile, ProfileError
+
+COLUMNS = (
+    "channel", "external_ref", "joined_at", "invited_by", "display_name", "email", "city",
+    "interests", "handles",
+)
+MAX_LINE = 100_000
+
+
+class ImportFormat(StrEnum):
+    CSV = "csv"
+    NDJSON = "ndjson"
+
+
+class UnreadableImport(ValueError):
+    """The upload as a whole cannot be read (bad header, a line too long): nothing is written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    number: int
+    channel: str
+    joined_at: datetime | None
+    external_ref: str | None
+    invited_by: str | None
+    profile: Profile
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    number: int
+    field: str
+    reason: str
+
+
+RawRow = tuple[int, dict[str, Any] | Rejection]
+
+
+class RowReader:
+    """Turns body chunks into raw rows (a dict per record, or the reason it is unreadable)."""
+
+    def __init__(self, fmt: ImportFormat) -> None:
+        self.format = fmt
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+        self._pending = ""
+        self._record: list[str] = []
+        self._quotes = 0
+        self._header: list[str] | None = None
+        self._line = 0
+
+    def feed(self, data: bytes, *, final: bool = False) -> list[RawRow]:
+        try:
+            text = self._decoder.decode(data, final=final)
+        except UnicodeDecodeError as error:
+            raise UnreadableImport(f"the body is not UTF-8 near line {self._line + 1}") from error
+        lines = (self._pending + text).split("\n")
+        self._pending = "" if final else lines.pop()
+        if len(self._pending) > MAX_LINE:
+            raise UnreadableImport(f"line {self._line + 1} is longer than {MAX_LINE} characters")
+        rows: list[RawRow] = []
+        for line in lines:
+            self._line += 1
+            row = self._csv_line(line) if self.format is ImportFormat.CSV else self._json(line)
+            if row is not None:
+                rows.append(row)
+        if final and self._record:
+            raise UnreadableImport(f"an unclosed quote in the record ending at line {self._line}")
+        return rows
+
+    def _json(self, line: str) -> RawRow | None:
+        if not line.strip():
+            return None
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            return self._line, Rejection(self._line, "row", f"not JSON: {error.msg}")
+        if not isinstance(value, dict):
+            return self._line, Rejection(self._line, "row", "each line must be a JSON object")
+        return self._line, value
+
+    def _csv_line(self, line: str) -> RawRow | None:
+        self._record.append(line.removesuffix("\r"))
+        self._quotes += line.count('"')
+        if self._quotes % 2:
+            return None  # inside a quoted field: the record goes on
+        record, self._record, self._quotes = "\n".join(self._record), [], 0
+        if not record.strip():
+            return None
+        values = next(csv.reader([record]))
+        if self._header is None:
+            self._header = [name.strip().lower() for name in values]
+            unknown = sorted(set(self._header) - set(COLUMNS))
+            if unknown or "channel" not in self._header:
+                raise UnreadableImport(
+                    f"header: unknown column(s) {unknown}" if unknown
+                    else "header: the channel column is required"
+                )
+            return None
+        if len(values) != len(self._header):
+            return self._line, Rejection(
+                self._line, "row", f"{len(values)} values for {len(self._header)} columns"
+            )
+        return self._line, {k: _csv_value(k, v) for k, v in zip(self._header, values, strict=True)}
+
+
+def _csv_value(column: str, value: str) -> Any:
+    """CSV cells are text: interests are `a;b`, handles `telegram:@ann;vk:ann`; empty is none."""
+    value = value.strip()
+    if not value:
+        return None
+    if column == "interests":
+        return [tag for tag in value.split(";") if tag.strip()]
+    if column == "handles":
+        pairs = [pair.split(":", 1) for pair in value.split(";") if pair.strip()]
+        return {channel.strip(): handle for channel, handle in
+                (pair if len(pair) == 2 else (pair[0], "") for pair in pairs)}
+    return value
+
+
+def check_row(number: int, raw: dict[str, Any]) -> ImportRow | Rejection:
+    """One raw row against the same rules as a single join."""
+    unknown = sorted(set(raw) - set(COLUMNS))
+    if unknown:
+        return Rejection(number, unknown[0], "not a column")
+    channel = raw.get("channel")
+    if not isinstance(channel, str) or not domain.valid_channel(channel):
+        return Rejection(number, "channel", f"unknown channel {channel!r}")
+    ref = raw.get("external_ref")
+    if ref is not None and (not isinstance(ref, str | int) or not 0 < len(str(ref)) <= 200):
+        return Rejection(number, "external_ref", "a string of 1 to 200 characters")
+    try:
+        joined_at = _time(raw.get("joined_at"))
+    except (ValueError, TypeError) as error:
+        return Rejection(number, "joined_at", f"not an ISO 8601 time with offset: {error}")
+    try:
+        invited_by = str(uuid.UUID(str(raw["invited_by"]))) if raw.get("invited_by") else None
+    except ValueError:
+        return Rejection(number, "invited_by", "not a member id (UUID)")
+    try:
+        profile = personal.profile_changes(
+            {k: v for k, v in raw.items() if k in personal.PROFILE_FIELDS}, domain.valid_channel
+        )
+    except ProfileError as error:
+        return Rejection(number, error.field, str(error))
+    return ImportRow(number, channel, joined_at, None if ref is None else str(ref), invited_by,
+                     Profile(**profile))
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError("joined_at needs a timezone offset (ISO 8601)")
+    return moment

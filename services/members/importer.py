@@ -1,0 +1,207 @@
+"""Bulk import: rows from a stream, written a chunk per transaction with set-based statements.
+
+Idempotent by external reference: the list's unique (community, channel, reference hash) index
+decides, inside `INSERT … ON CONFLICT DO NOTHING`, which rows are new, and only those get a
+`gatherly.member.joined` event and a profile. A failed chunk rolls back alone; the chunks before
+it stay, and re-sending the same file completes the import without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gatherly.envelope import Envelope, new_event_id, utc_now
+from gatherly.eventstore import EventStore
+from gatherly.telemetry import current_traceparent
+from services.members import domain, personal, views
+from services.members.import_rows import (
+    ImportFormat,
+    ImportRow,
+    RawRow,
+    Rejection,
+    RowReader,
+    check_row,
+)
+
+CHUNK_ROWS = 1000
+MAX_LISTED_REJECTIONS = 1000
+
+_INSERT_LIST = text(
+    "INSERT INTO member_list (id, community_id, channel, status, invited_by, external_ref_hash,"
+    " joined_at, version)"
+    " SELECT id, :c, channel, 'active', invited_by, ref_hash, joined_at, 1 FROM unnest("
+    "CAST(:ids AS uuid[]), CAST(:channels AS text[]), CAST(:invited AS uuid[]),"
+    " CAST(:hashes AS text[]), CAST(:times AS timestamptz[]))"
+    " AS r(id, channel, invited_by, ref_hash, joined_at)"
+    " ON CONFLICT (community_id, channel, external_ref_hash)"
+    " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id::text"
+)
+# Interests travel as JSON: unnest would flatten a two-dimensional text array.
+_INSERT_PROFILES = text(
+    "INSERT INTO member_profile (member_id, community_id, display_name, email, handles, city,"
+    " interests, external_ref)"
+    " SELECT id, :c, name, email, handles, city,"
+    " ARRAY(SELECT jsonb_array_elements_text(interests)), ref FROM unnest("
+    "CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
+    " CAST(:handles AS jsonb[]), CAST(:cities AS text[]), CAST(:interests AS jsonb[]),"
+    " CAST(:refs AS text[])) AS p(id, name, email, handles, city, interests, ref)"
+)
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """Counts for every row, and the rejected rows with why (the first thousand listed)."""
+
+    rows: int = 0
+    created: int = 0
+    present: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected += 1
+        if len(self.rejections) < MAX_LISTED_REJECTIONS:
+            self.rejections.append(rejection)
+
+
+Progress = Callable[[ImportReport], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    row: ImportRow
+    member_id: str
+    ref_hash: str | None
+    joined_at: datetime
+
+
+class MemberImporter:
+    def __init__(self, engine: AsyncEngine, store: EventStore, chunk_rows: int = CHUNK_ROWS):
+        self.engine = engine
+        self.store = store
+        self.chunk_rows = chunk_rows
+
+    async def run(
+        self, community_id: str, body: AsyncIterable[bytes], fmt: ImportFormat,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        report = ImportReport()
+        reader = RowReader(fmt)
+        chunk: list[ImportRow] = []
+        async for data in body:
+            chunk.extend(self._check(reader.feed(data), report))
+            while len(chunk) >= self.chunk_rows:
+                await self._write(community_id, chunk[: self.chunk_rows], report)
+                del chunk[: self.chunk_rows]
+                if progress:
+                    progress(report)
+        chunk.extend(self._check(reader.feed(b"", final=True), report))
+        if chunk:
+            await self._write(community_id, chunk, report)
+        if progress:
+            progress(report)
+        return report
+
+    def _check(self, raw_rows: list[RawRow], report: ImportReport) -> list[ImportRow]:
+        rows: list[ImportRow] = []
+        for number, raw in raw_rows:
+            report.rows += 1
+            checked = raw if isinstance(raw, Rejection) else check_row(number, raw)
+            if isinstance(checked, Rejection):
+                report.reject(checked)
+            else:
+                rows.append(checked)
+        return rows
+
+    async def _write(self, community_id: str, rows: list[ImportRow], report: ImportReport) -> None:
+        now = utc_now()
+        async with self.engine.begin() as conn:
+            key = await views.ref_key(conn)
+            referrers = await self._known_referrers(conn, community_id, rows)
+            candidates: list[_Candidate] = []
+            seen: set[tuple[str, str]] = set()
+            for row in rows:
+                if row.invited_by and row.invited_by not in referrers:
+                    report.reject(Rejection(row.number, "invited_by",
+                                            "the referrer is not a member of this community"))
+                    continue
+                ref_hash = (personal.ref_hash(key, community_id, row.channel, row.external_ref)
+                            if row.external_ref else None)
+                if ref_hash and (row.channel, ref_hash) in seen:
+                    report.present += 1  # the same person twice in one chunk
+                    continue
+                if ref_hash:
+                    seen.add((row.channel, ref_hash))
+                candidates.append(_Candidate(row, str(uuid.uuid4()), ref_hash,
+                                             row.joined_at or now))
+            created = await self._insert_list(conn, community_id, candidates)
+            new = [c for c in candidates if c.member_id in created]
+            report.present += len(candidates) - len(new)
+            await self.store.append_envelopes(conn, self._joined(community_id, new))
+            await self._insert_profiles(conn, community_id, new)
+        report.created += len(new)
+
+    async def _known_referrers(
+        self, conn: AsyncConnection, community_id: str, rows: list[ImportRow]
+    ) -> set[str]:
+        wanted = sorted({row.invited_by for row in rows if row.invited_by})
+        if not wanted:
+            return set()
+        result = await conn.execute(
+            text("SELECT id::text FROM member_list WHERE community_id = :c"
+                 " AND id = ANY(CAST(:ids AS uuid[])) AND status <> 'erased'"),
+            {"c": community_id, "ids": wanted},
+        )
+        return set(result.scalars())
+
+    async def _insert_list(
+        self, conn: AsyncConnection, community_id: str, candidates: list[_Candidate]
+    ) -> set[str]:
+        if not candidates:
+            return set()
+        result = await conn.execute(_INSERT_LIST, {
+            "c": community_id,
+            "ids": [c.member_id for c in candidates],
+            "channels": [c.row.channel for c in candidates],
+            "invited": [c.row.invited_by for c in candidates],
+            "hashes": [c.ref_hash for c in candidates],
+            "times": [c.joined_at for c in candidates],
+        })
+        return set(result.scalars())
+
+    def _joined(self, community_id: str, new: list[_Candidate]) -> list[Envelope]:
+        traceparent = current_traceparent()
+        envelopes = []
+        for c in new:
+            [event] = domain.join(c.member_id, channel=c.row.channel, joined_at=c.joined_at,
+                                  invited_by=c.row.invited_by, external_ref=c.ref_hash)
+            envelopes.append(Envelope(
+                id=new_event_id(), source=self.store.source, type=event.type,
+                subject=c.member_id, community_id=community_id, sequence=1, time=event.time,
+                data=event.data, traceparent=traceparent,
+            ))
+        return envelopes
+
+    async def _insert_profiles(
+        self, conn: AsyncConnection, community_id: str, new: list[_Candidate]
+    ) -> None:
+        if not new:
+            return
+        profiles = [c.row.profile for c in new]
+        await conn.execute(_INSERT_PROFILES, {
+            "c": community_id,
+            "ids": [c.member_id for c in new],
+            "names": [p.display_name for p in profiles],
+            "emails": [p.email for p in profiles],
+            "handles": [json.dumps(dict(p.handles)) for p in profiles],
+            "cities": [p.city for p in profiles],
+            "interests": [json.dumps(list(p.interests)) for p in profiles],
+            "refs": [c.row.external_ref for c in new],
+        })
