@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=1_000_000, ge=1)
+    # Members bulk import streams its body, so it gets its own, larger limit.
+    members_import_max_bytes: int = Field(default=500_000_000, ge=1)
 
     @property
     def database(self) -> str:
