@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=1_000_000, ge=1)
+
+    # Idempotency-Key answers are kept this long (the IETF draft asks for at least 24 hours).
+    idempotency_retention_hours: float = Field(default=24.0, gt=0)
+    # Gateway: per-API-key token bucket (a key may override both), how soon the edge app sees a
+    # new or revoked key, and the browser origins CORS allows (JSON list in the environment).
+    key_rate_per_second: float = Field(default=100.0, gt=0)
+    key_rate_burst: int = Field(default=200, ge=1)
+    key_cache_refresh_seconds: float = Field(default=2.0, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
     # Members bulk import streams its body, so it gets its own, larger limit.
     members_import_max_bytes: int = Field(default=500_000_000, ge=1)
 

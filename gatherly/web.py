@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 import asyncpg
@@ -263,8 +264,15 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
 
 def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine) -> None:
     """What every service app has: problem+json errors, health and readiness (database, NATS),
-    the body limit and tracing. Call it from `create_app` before including the routers."""
+    the body limit, `Idempotency-Key` on POST and tracing. Call it from `create_app` before
+    including the routers."""
+    # Imported here: gatherly.idempotency builds on this module's problem responses.
+    from gatherly.idempotency import Idempotency, IdempotencyStore
+
     install_problem_handlers(app)
     install_health(app, {"database": database_check(engine), "nats": nats_check(settings.nats)})
+    # Added before BodyLimit, so it runs inside it: the body is bounded before it is buffered.
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     instrument(app)

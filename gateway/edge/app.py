@@ -1,118 +1,94 @@
-"""The edge app: Traefik's forwardAuth target, and the answer for /v1 paths no service owns.
-
-`/auth` runs for every request through the gateway, so it is a raw ASGI app (no request object,
-no validation, no JSON encoding on the hot path). Traefik sends it the client's `Authorization`
-header and the original `X-Forwarded-Uri` (Traefik replaces any client-sent X-Forwarded-* header);
-a 2xx lets the request through with the `X-Gatherly-*` headers below copied onto it, any other
-answer goes back to the client as it is.
-
-For now the only key is the operator key (`GATHERLY_ADMIN_KEY`), which may act on any community.
-Per-community keys (stored hashed, scoped, rate-limited) come with key management.
-"""
+"""The edge app: Traefik's forwardAuth target, communities and API keys, the one API document,
+problem+json bodies for Traefik's own errors, and the answer for /v1 paths no service owns."""
 
 from __future__ import annotations
 
-import hmac
-import json
-import re
-from urllib.parse import unquote
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
+from gateway.edge import communities, errors, keys
+from gateway.edge.forward_auth import ForwardAuth
+from gateway.edge.key_cache import KeyCache
+from gateway.edge.openapi import MergedDocument
+from gateway.edge.ratelimit import Limit, RateLimiter
+from gatherly.db import create_engine
+from gatherly.idempotency import Idempotency, IdempotencyStore
+from gatherly.registry import APPS
 from gatherly.settings import Settings
-from gatherly.web import PROBLEM_JSON, Problem, install_health, install_problem_handlers, instrument
+from gatherly.web import (
+    BodyLimit,
+    Problem,
+    database_check,
+    install_health,
+    install_problem_handlers,
+    instrument,
+)
 
-COMMUNITY_IN_PATH = re.compile(r"^/v1/communities/([^/?#]+)")
-# What may travel in a header: printable ASCII, no slash (a decoded %2F would change the path).
-SAFE_ID = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,200}$")
-
-OPERATOR_SCOPES = b"read,write,admin"
-OPERATOR_KEY_ID = b"operator"
-
-
-def _problem(status: int, title: str, detail: str) -> bytes:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return json.dumps(body).encode()
+SCHEMA = "edge"
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-MISSING_KEY = _problem(401, "Unauthorized", "send an API key: Authorization: Bearer <key>")
-BAD_KEY = _problem(401, "Unauthorized", "the API key is not valid")
-BAD_COMMUNITY = _problem(404, "Not Found", "no such community")
-
-
-def bearer_token(authorization: bytes) -> bytes | None:
-    scheme, _, token = authorization.strip().partition(b" ")
-    token = token.strip()
-    return token if scheme.lower() == b"bearer" and token else None
-
-
-def community_of(uri: bytes) -> str | None:
-    """The community id in `/v1/communities/{id}/...`: "" when the path has none, None if unsafe."""
-    match = COMMUNITY_IN_PATH.match(uri.decode("latin-1"))
-    if match is None:
-        return ""
-    community = unquote(match.group(1))
-    return community if SAFE_ID.match(community) else None
-
-
-class ForwardAuth:
-    """The raw ASGI app behind `/auth`."""
-
-    def __init__(self, admin_key: str | None) -> None:
-        self._admin_key = admin_key.encode() if admin_key else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = uri = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"x-forwarded-uri":
-                uri = value
-        key = bearer_token(authorization)
-        if key is None or self._admin_key is None or not hmac.compare_digest(key, self._admin_key):
-            challenge = b'Bearer realm="gatherly"'
-            if key is not None:
-                challenge += b', error="invalid_token"'
-            problem = BAD_KEY if key is not None else MISSING_KEY
-            await _respond(send, 401, problem, [(b"www-authenticate", challenge)])
-            return
-        community = community_of(uri)
-        if community is None:
-            await _respond(send, 404, BAD_COMMUNITY, [])
-            return
-        headers = [
-            (b"x-gatherly-community", community.encode()),
-            (b"x-gatherly-scopes", OPERATOR_SCOPES),
-            (b"x-gatherly-key-id", OPERATOR_KEY_ID),
-        ]
-        await _respond(send, 200, b"", headers)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    if body:
-        headers = [(b"content-type", PROBLEM_JSON.encode()), *headers]
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def service_documents(settings: Settings) -> dict[str, str]:
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    return {
+        name: f"http://{host}:{getattr(settings, port_field)}/openapi.json"
+        for name, (_, port_field) in APPS.items()
+        if name != "edge"
+    }
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="Gatherly edge", docs_url=None, redoc_url=None, openapi_url=None)
+    engine = create_engine(settings.database, SCHEMA, pool_size=5)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Gatherly edge", version="1", lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )
+    default_limit = Limit(settings.key_rate_per_second, settings.key_rate_burst)
+    app.state.engine = engine
+    app.state.keys = KeyCache(engine, settings.key_cache_refresh_seconds, default_limit)
     install_problem_handlers(app)
-    install_health(app, {})
+    install_health(app, {"database": database_check(engine)})
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     # First in the routing table: the route every gateway request goes through.
-    app.router.routes.insert(0, Route("/auth", ForwardAuth(admin_key), include_in_schema=False))
+    auth = ForwardAuth(admin_key, app.state.keys, RateLimiter())
+    app.router.routes.insert(0, Route("/auth", auth, include_in_schema=False))
+    app.include_router(communities.router)
+    app.include_router(keys.router)
+    app.include_router(errors.router)
+    _install_documents(app, settings)
 
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-    @app.api_route("/v1/{path:path}", methods=methods, include_in_schema=False)
+    @app.api_route("/v1/{path:path}", methods=METHODS, include_in_schema=False)
     async def not_routed(path: str) -> None:
         raise Problem(404, "Not Found", f"no resource at /v1/{path}")
 
     instrument(app)
     return app
+
+
+def _install_documents(app: FastAPI, settings: Settings) -> None:
+    document = MergedDocument(app.openapi, service_documents(settings))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        merged: dict[str, Any] = await document.get()
+        return JSONResponse(merged)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Gatherly API")

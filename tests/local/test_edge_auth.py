@@ -7,6 +7,7 @@ import pytest
 
 from gateway.edge.app import create_app
 from gatherly.settings import Settings
+from tests.conftest import free_port
 
 KEY = "gk_admin_test-key-0123456789"
 
@@ -17,7 +18,8 @@ async def get(
     admin_key: str | None = KEY,
     method: str = "GET",
 ) -> httpx.Response:
-    app = create_app(Settings(admin_key=admin_key))
+    # A database port nothing listens on: the operator key needs no key store.
+    app = create_app(Settings(admin_key=admin_key, postgres_port=free_port()))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
         return await client.request(method, path, headers=headers or {})
@@ -95,11 +97,14 @@ async def test_no_operator_key_configured_rejects_every_key() -> None:
     assert_unauthorized(response)
 
 
-async def test_health_and_readiness() -> None:
+async def test_health_and_readiness_without_the_key_store() -> None:
     healthz = await get("/healthz")
     assert healthz.status_code == 200
     assert healthz.json() == {"status": "ok"}
-    assert (await get("/readyz")).status_code == 200
+    # The settings point at no database: the edge cannot know any community key, so not ready.
+    readyz = await get("/readyz")
+    assert readyz.status_code == 503
+    assert readyz.json()["checks"]["database"].startswith("unavailable")
 
 
 async def test_unrouted_v1_path_is_404_problem() -> None:

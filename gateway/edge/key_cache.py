@@ -1,0 +1,101 @@
+"""The in-memory view of every usable API key, refreshed from the edge schema every few seconds.
+
+`/auth` runs for every request, so it never waits on the database once the first load is done: a
+lookup that finds the view older than `refresh_seconds` starts one refresh in the background and
+answers from the current view. A key revoked through this process is dropped at once; one revoked
+through another edge replica is gone within `refresh_seconds` plus one refresh. If the database is
+unreachable, the last view keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.edge import store
+from gateway.edge.ratelimit import Limit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    id: str
+    community_id: str
+    secret_hash: bytes
+    scopes: frozenset[str]
+    scopes_header: bytes
+    expires_at: float | None  # epoch seconds
+    limit: Limit
+
+
+class KeyStoreUnavailable(Exception):
+    """The first load failed: nothing is known about any key yet."""
+
+
+class KeyCache:
+    def __init__(self, engine: AsyncEngine, refresh_seconds: float, default_limit: Limit) -> None:
+        self._engine = engine
+        self._refresh_seconds = refresh_seconds
+        self._default_limit = default_limit
+        self._keys: dict[str, CachedKey] = {}
+        self._loaded_at: float | None = None
+        self._refreshing: asyncio.Task[None] | None = None
+        self._first_load = asyncio.Lock()
+
+    async def get(self, key_id: str) -> CachedKey | None:
+        if self._loaded_at is None:
+            async with self._first_load:
+                if self._loaded_at is None:
+                    try:
+                        await self.refresh()
+                    except Exception as error:
+                        raise KeyStoreUnavailable from error
+        elif time.monotonic() - self._loaded_at > self._refresh_seconds:
+            self._refresh_in_background()
+        return self._keys.get(key_id)
+
+    def known_ids(self) -> set[str]:
+        return set(self._keys)
+
+    async def refresh(self) -> None:
+        async with self._engine.connect() as conn:
+            records = await store.usable_keys(conn)
+        self._keys = {record.id: self._cached(record) for record in records}
+        self._loaded_at = time.monotonic()
+
+    def forget(self, key_id: str) -> None:
+        """A key revoked through this process stops working here at once."""
+        self._keys.pop(key_id, None)
+
+    def _refresh_in_background(self) -> None:
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self._refreshing = asyncio.create_task(self._refresh_quietly())
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as error:
+            # Keep serving the last view; try again after another interval, not on every request.
+            self._loaded_at = time.monotonic()
+            log.warning("API key refresh failed, serving the last view: %s", error)
+
+    def _cached(self, record: store.KeyRecord) -> CachedKey:
+        limit = Limit(
+            record.rate_per_second or self._default_limit.rate_per_second,
+            record.burst or self._default_limit.burst,
+        )
+        return CachedKey(
+            id=record.id,
+            community_id=record.community_id,
+            secret_hash=record.secret_hash,
+            scopes=frozenset(record.scopes),
+            scopes_header=",".join(sorted(record.scopes)).encode(),
+            expires_at=record.expires_at.timestamp() if record.expires_at else None,
+            limit=limit,
+        )
