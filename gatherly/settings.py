@@ -51,6 +51,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1_000_000, ge=1)
 
+    # Follow-up duties of a finished event are due this many days after its end, unless set.
+    followup_due_days: int = Field(default=7, ge=0)
+
     # Idempotency-Key answers are kept this long (the IETF draft asks for at least 24 hours).
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
     # Gateway: per-API-key token bucket (a key may override both), how soon the edge app sees a
