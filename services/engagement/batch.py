@@ -1,0 +1,146 @@
+"""Planning a batch of views and reactions: pure, so one request's facts are decided in memory
+against the states loaded for the whole batch, then written with one insert per table.
+
+Items are decided in order, each against the state the earlier items left: within one batch,
+the same reaction added twice is recorded once, and added then removed is two versions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from gatherly.envelope import DomainEvent
+from services.engagement import activity
+from services.engagement.activity import Publication, Reaction
+from services.engagement.domain import DomainError, reaction_id
+
+MAX_ITEMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    content_id: str
+    viewed_at: datetime
+    count: int = 1
+    channel: str | None = None
+    member_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddReaction:
+    content_id: str
+    member_id: str
+    kind: str
+    at: datetime
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveReaction:
+    content_id: str
+    member_id: str
+    kind: str
+    at: datetime
+
+
+Fact = View | AddReaction | RemoveReaction
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one item: its HTTP status (201 a new fact, 200 a removal or an add that
+    was already so, 4xx refused) and whether an event was recorded."""
+
+    status: int
+    id: str | None = None
+    recorded: bool = False
+    error: DomainError | None = None
+    reaction: Reaction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """An event decided for a stream at a version; the handler gives it an envelope."""
+
+    stream_id: str
+    version: int
+    event: DomainEvent
+
+
+@dataclass(slots=True)
+class Plan:
+    outcomes: list[Outcome] = field(default_factory=list)
+    events: list[Planned] = field(default_factory=list)
+    views: dict[str, int] = field(default_factory=dict)  # content id -> views added
+    reactions: dict[str, Reaction] = field(default_factory=dict)  # final state of each touched
+
+
+def reaction_ids(facts: list[Fact]) -> list[str]:
+    """The reaction streams a batch touches, so their states load in one query."""
+    return sorted({reaction_id(f.content_id, f.member_id, f.kind)
+                   for f in facts if not isinstance(f, View)})
+
+
+def plan(
+    facts: list[Fact],
+    contents: Mapping[str, Publication],
+    reactions: Mapping[str, Reaction],
+    now: datetime,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Plan:
+    result = Plan()
+    for fact in facts:
+        try:
+            outcome = _decide(result, fact, contents, reactions, now, new_id)
+        except DomainError as error:
+            outcome = Outcome(error.status, error=error)
+        result.outcomes.append(outcome)
+    return result
+
+
+def _decide(
+    result: Plan, fact: Fact, contents: Mapping[str, Publication],
+    reactions: Mapping[str, Reaction], now: datetime, new_id: Callable[[], str],
+) -> Outcome:
+    if isinstance(fact, RemoveReaction):
+        return _remove(result, fact, reactions, now)
+    content = activity.require_publication(contents.get(fact.content_id), fact.content_id)
+    if isinstance(fact, View):
+        event = activity.record_view(content, count=fact.count, viewed_at=fact.viewed_at, now=now,
+                                     channel=fact.channel, member_id=fact.member_id)
+        view_id = new_id()
+        result.events.append(Planned(view_id, 1, event))
+        result.views[content.id] = result.views.get(content.id, 0) + fact.count
+        return Outcome(201, view_id, recorded=True)
+    stream = reaction_id(fact.content_id, fact.member_id, fact.kind)
+    current = result.reactions.get(stream) or reactions.get(stream)
+    events = activity.add_reaction(current, content, member_id=fact.member_id, kind=fact.kind,
+                                   at=fact.at, now=now, channel=fact.channel)
+    if not events:
+        return Outcome(200, stream, reaction=current)
+    added = Reaction(
+        id=stream, content_id=content.id, member_id=fact.member_id, kind=fact.kind,
+        channel=str(events[0].data["channel"]), active=True, at=fact.at,
+        version=(current.version if current else 0) + 1,
+    )
+    return _record(result, added, events[0], status=201)
+
+
+def _remove(
+    result: Plan, fact: RemoveReaction, reactions: Mapping[str, Reaction], now: datetime
+) -> Outcome:
+    stream = reaction_id(fact.content_id, fact.member_id, fact.kind)
+    current = result.reactions.get(stream) or reactions.get(stream)
+    event = activity.remove_reaction(current, at=fact.at, now=now)
+    assert current is not None  # remove_reaction refuses a missing reaction
+    removed = replace(current, active=False, at=fact.at, version=current.version + 1)
+    return _record(result, removed, event, status=200)
+
+
+def _record(result: Plan, reaction: Reaction, event: DomainEvent, *, status: int) -> Outcome:
+    result.events.append(Planned(reaction.id, reaction.version, event))
+    result.reactions[reaction.id] = reaction
+    return Outcome(status, reaction.id, recorded=True, reaction=reaction)

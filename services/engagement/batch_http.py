@@ -1,0 +1,89 @@
+"""The batch request and answer on the wire: the envelope is all-or-nothing, items are not.
+
+An envelope that is not JSON, has no `items` list, or holds more than the limit is refused whole
+(4xx, nothing written). Inside a valid envelope each item is validated alone: a bad item gets its
+own problem and the others are still recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from gatherly.envelope import utc_now
+from gatherly.web import Problem
+from services.engagement.batch import AddReaction, Fact, Outcome, RemoveReaction, View
+from services.engagement.deps import problem_body
+from services.engagement.schemas import (
+    AddReactionItem,
+    BatchItem,
+    RemoveReactionItem,
+    ViewItem,
+    optional_id,
+)
+
+_ITEM: TypeAdapter[ViewItem | AddReactionItem | RemoveReactionItem] = TypeAdapter(BatchItem)
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def parse_batch(raw: bytes, limit: int) -> list[Fact | dict[str, Any]]:
+    """Each item as a fact to record, or as the problem that refuses it."""
+    try:
+        envelope = json.loads(raw)
+    except ValueError as error:
+        raise Problem(400, "Malformed batch", f"the body is not JSON: {error}") from error
+    items = envelope.get("items") if isinstance(envelope, dict) else None
+    if not isinstance(items, list) or set(envelope) != {"items"}:
+        raise Problem(422, "Malformed batch", "the body is an object with one `items` list",
+                      field="items")
+    if not items:
+        raise Problem(422, "Empty batch", "a batch holds at least one item", field="items")
+    if len(items) > limit:
+        raise Problem(422, "Batch over the limit",
+                      f"a batch holds at most {limit} items; this one has {len(items)}",
+                      field="items", limit=limit)
+    now = utc_now()
+    return [_fact(item, now) for item in items]
+
+
+def _fact(item: Any, now: datetime) -> Fact | dict[str, Any]:
+    try:
+        parsed = _ITEM.validate_python(item)
+    except ValidationError as error:
+        return {"type": "about:blank", "title": "Invalid item", "status": 422,
+                "detail": "the item does not match the schema",
+                "errors": [{"location": list(e["loc"]), "message": e["msg"], "type": e["type"]}
+                           for e in error.errors(include_url=False)]}
+    if isinstance(parsed, ViewItem):
+        return View(content_id=str(parsed.content_id), viewed_at=parsed.viewed_at or now,
+                    count=parsed.count, channel=parsed.channel,
+                    member_id=optional_id(parsed.member_id))
+    if isinstance(parsed, AddReactionItem):
+        return AddReaction(content_id=str(parsed.content_id), member_id=str(parsed.member_id),
+                           kind=parsed.kind, at=parsed.at or now, channel=parsed.channel)
+    return RemoveReaction(content_id=str(parsed.content_id), member_id=str(parsed.member_id),
+                          kind=parsed.kind, at=parsed.at or now)
+
+
+def outcome_result(index: int, item: Outcome | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return {"index": index, "status": item["status"], "recorded": False, "problem": item}
+    if item.error is not None:
+        return {"index": index, "status": item.status, "recorded": False,
+                "problem": problem_body(item.error)}
+    return {"index": index, "status": item.status, "recorded": item.recorded, "id": item.id}
+
+
+def aware_moment(value: str, *, field: str) -> datetime:
+    """An ISO 8601 moment with its offset, from a query parameter."""
+    try:
+        moment = _MOMENT.validate_python(value)
+    except ValidationError as error:
+        raise Problem(422, "Invalid request", f"{field} is not an ISO 8601 moment",
+                      field=field) from error
+    if moment.tzinfo is None:
+        raise Problem(422, "Invalid request", f"{field} needs a timezone offset", field=field)
+    return moment

@@ -1,0 +1,104 @@
+"""Views, counter snapshots and reactions: the high-volume path.
+
+A batch (or a single fact, which is a batch of one) runs in one transaction: one query for the
+content items it names, one for the reaction states it touches, the pure plan, one multi-row
+insert of its events, and one set-based statement per read-model table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gatherly.envelope import Envelope, new_event_id, utc_now
+from gatherly.eventstore import ConcurrencyConflict, EventStore
+from gatherly.telemetry import current_traceparent
+from services.engagement import activity, batch, views
+from services.engagement.activity import CounterSnapshot
+from services.engagement.batch import Fact, Outcome
+from services.engagement.domain import counter_id
+
+# Two requests racing on the same reaction or counter: the loser re-reads and decides again
+# (and usually finds the fact already recorded). More than a few rounds means real contention.
+ATTEMPTS = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CountViews:
+    community_id: str
+    content_id: str
+    counter: str
+    total: int
+    as_of: datetime
+    channel: str | None = None
+
+
+class IngestHandlers:
+    def __init__(self, engine: AsyncEngine, store: EventStore) -> None:
+        self.engine = engine
+        self.store = store
+
+    async def ingest(self, community_id: str, facts: list[Fact]) -> list[Outcome]:
+        """Record what can be recorded; each fact gets its own outcome, in order."""
+        return await _retrying(lambda: self._ingest_once(community_id, facts))
+
+    async def count_views(self, command: CountViews) -> tuple[CounterSnapshot, bool]:
+        """The counter's snapshot now, and whether this command recorded it."""
+        return await _retrying(lambda: self._count_views_once(command))
+
+    async def _ingest_once(self, community_id: str, facts: list[Fact]) -> list[Outcome]:
+        traceparent = current_traceparent()
+        async with self.engine.begin() as conn:
+            contents = await views.publications(conn, community_id, {f.content_id for f in facts})
+            reactions = await views.reaction_states(conn, community_id, batch.reaction_ids(facts))
+            plan = batch.plan(facts, contents, reactions, utc_now())
+            await self.store.append_envelopes(conn, [
+                Envelope(
+                    id=new_event_id(), source=self.store.source, type=p.event.type,
+                    subject=p.stream_id, community_id=community_id, sequence=p.version,
+                    time=p.event.time, data=p.event.data, traceparent=traceparent,
+                )
+                for p in plan.events
+            ])
+            await views.add_views(conn, community_id, plan.views)
+            await views.save_reactions(conn, community_id, list(plan.reactions.values()))
+        return plan.outcomes
+
+    async def _count_views_once(self, command: CountViews) -> tuple[CounterSnapshot, bool]:
+        async with self.engine.begin() as conn:
+            found = await views.publications(conn, command.community_id, [command.content_id])
+            content = activity.require_publication(found.get(command.content_id),
+                                                   command.content_id)
+            stream = counter_id(content.id, command.counter)
+            current = await views.get_counter(conn, stream)
+            events = activity.count_views(
+                current, content, counter=command.counter, total=command.total,
+                as_of=command.as_of, now=utc_now(), channel=command.channel,
+            )
+            if not events:
+                assert current is not None  # only a repeated snapshot decides nothing
+                return current, False
+            envelopes = await self.store.append(
+                conn, stream_id=stream, community_id=command.community_id,
+                expected_version=current.version if current else 0, events=events,
+                traceparent=current_traceparent(),
+            )
+            snapshot = CounterSnapshot(stream, content.id, command.counter, command.total,
+                                       command.as_of, envelopes[-1].sequence)
+            await views.save_counter(conn, command.community_id, snapshot,
+                                     str(events[0].data["channel"]))
+        return snapshot, True
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except ConcurrencyConflict:
+            continue
+    return await attempt()
