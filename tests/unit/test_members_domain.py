@@ -61,3 +61,64 @@ def test_an_event_before_the_join_is_refused() -> None:
     [left] = stored("m1", [DomainEvent("gatherly.member.left", {}, T0)])
     with pytest.raises(domain.DomainError):
         domain.evolve(None, left)
+
+
+def joined_member(roles: frozenset[str] = frozenset()) -> domain.Member:
+    member = domain.replay(stored("m1", domain.join("m1", channel="vk", joined_at=T0)))
+    assert member is not None
+    return domain.Member(**{**{f: getattr(member, f) for f in member.__slots__}, "roles": roles})
+
+
+def test_a_member_may_hold_several_roles_and_a_held_role_records_nothing() -> None:
+    member = joined_member()
+    [mentor] = domain.assign_role(member, "mentor", at=T0)
+    member = domain.evolve(member, stored("m1", [mentor], start=2)[0])
+    [scout] = domain.assign_role(member, "scout", at=T0)
+    member = domain.evolve(member, stored("m1", [scout], start=3)[0])
+    assert member.roles == {"mentor", "scout"} and member.version == 3
+    assert domain.assign_role(member, "mentor", at=T0) == []
+    [removed] = domain.remove_role(member, "mentor", at=T0)
+    member = domain.evolve(member, stored("m1", [removed], start=4)[0])
+    assert member.roles == {"scout"}
+    assert domain.remove_role(member, "mentor", at=T0) == []
+
+
+def test_an_unknown_role_is_refused_by_name() -> None:
+    with pytest.raises(domain.DomainError) as refused:
+        domain.assign_role(joined_member(), "wizard", at=T0)
+    assert refused.value.rule == "role" and "wizard" in str(refused.value)
+
+
+def test_only_a_member_who_left_can_rejoin_and_keeps_their_id() -> None:
+    member = joined_member()
+    with pytest.raises(domain.DomainError):
+        domain.rejoin(member, channel="vk", rejoined_at=T0)
+    [left] = domain.leave(member, left_at=T0 + timedelta(days=1))
+    member = domain.evolve(member, stored("m1", [left], start=2)[0])
+    with pytest.raises(domain.DomainError):
+        domain.rejoin(member, channel="vk", rejoined_at=T0)
+    [back] = domain.rejoin(member, channel="telegram", rejoined_at=T0 + timedelta(days=2))
+    member = domain.evolve(member, stored("m1", [back], start=3)[0])
+    assert (member.id, member.status, member.left_at, member.version) == ("m1", "active", None, 3)
+
+
+def test_a_profile_update_names_fields_only_and_nothing_changed_records_nothing() -> None:
+    member = joined_member()
+    [updated] = domain.update_profile(member, ["email", "display_name"], at=T0)
+    assert updated.data == {"fields": ["display_name", "email"]}
+    assert domain.update_profile(member, [], at=T0) == []
+
+
+def test_an_erased_member_accepts_no_further_command() -> None:
+    member = joined_member()
+    [erased] = domain.erase(member, at=T0)
+    member = domain.evolve(member, stored("m1", [erased], start=2)[0])
+    assert member.status == "erased" and member.external_ref_hash is None
+    for command in (
+        lambda: domain.leave(member, left_at=T0),
+        lambda: domain.assign_role(member, "hero", at=T0),
+        lambda: domain.update_profile(member, ["city"], at=T0),
+        lambda: domain.erase(member, at=T0),
+    ):
+        with pytest.raises(domain.DomainError):
+            command()
