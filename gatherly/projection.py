@@ -65,11 +65,6 @@ def leader_key(projection: str) -> int:
     return zlib.crc32(f"gatherly-projection-leader:{projection}".encode())
 
 
-def apply_key(projection: str) -> int:
-    """Held by each transaction that changes the projection, so two writers never interleave."""
-    return zlib.crc32(f"gatherly-projection-apply:{projection}".encode())
-
-
 class ProjectionRunner:
     def __init__(self, settings: Settings, projection: Projection, engine: AsyncEngine) -> None:
         self.settings = settings
@@ -171,7 +166,8 @@ class ProjectionRunner:
 
     async def _apply_in(self, conn: AsyncConnection, deliveries: list[Delivery]) -> BatchOutcome:
         name = self.projection.name
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": apply_key(name)})
+        # The row lock serialises every transaction that changes this projection (a second
+        # runner, a replay's reset), so versions read below cannot change before commit.
         row = (
             await conn.execute(
                 text(

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from gatherly.bus import Bus
 from gatherly.db import create_engine
-from gatherly.projection import Projection, ProjectionRunner, apply_key
+from gatherly.projection import Projection, ProjectionRunner
 from gatherly.settings import Settings
 
 
@@ -24,7 +24,10 @@ async def reset(runner: ProjectionRunner) -> None:
     name = runner.projection.name
     await runner.checkpoint()
     async with runner.engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": apply_key(name)})
+        await conn.execute(  # waits for a batch in flight, then holds every other one off
+            text("SELECT 1 FROM projection_checkpoint WHERE projection = :p FOR UPDATE"),
+            {"p": name},
+        )
         await runner.projection.reset(conn)
         await conn.execute(
             text("DELETE FROM projection_applied WHERE projection = :p"), {"p": name}

@@ -46,13 +46,15 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(default=0.5, gt=0)
     relay_ack_timeout_seconds: float = Field(default=5.0, gt=0)
 
-    projection_batch_size: int = Field(default=500, ge=1)
+    projection_batch_size: int = Field(default=1000, ge=1)
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=1_000_000, ge=1)
 
     # Follow-up duties of a finished event are due this many days after its end, unless set.
     followup_due_days: int = Field(default=7, ge=0)
+    # Members bulk import streams its body, so it gets its own, larger limit.
+    members_import_max_bytes: int = Field(default=500_000_000, ge=1)
 
     # Idempotency-Key answers are kept this long (the IETF draft asks for at least 24 hours).
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
@@ -62,8 +64,6 @@ class Settings(BaseSettings):
     key_rate_burst: int = Field(default=200, ge=1)
     key_cache_refresh_seconds: float = Field(default=2.0, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
-    # Members bulk import streams its body, so it gets its own, larger limit.
-    members_import_max_bytes: int = Field(default=500_000_000, ge=1)
 
     @property
     def database(self) -> str:
