@@ -81,6 +81,12 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(replay(settings, projection))
 
 
+def cmd_import_members(settings: Settings, args: argparse.Namespace) -> int:
+    # By string, like `serve`: the kernel never imports a service.
+    return int(load("services.members.cli_import:import_members")(
+        settings, args.community, args.file))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatherly", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("projection", choices=sorted(PROJECTIONS))
     replay = commands.add_parser("replay", help="drop a projection and rebuild it from the log")
     replay.add_argument("projection", choices=sorted(PROJECTIONS))
+    members_import = commands.add_parser(
+        "import-members", help="import members from a CSV or NDJSON file, with progress"
+    )
+    members_import.add_argument("community")
+    members_import.add_argument("file", help="a .csv, .ndjson or .jsonl file")
     return parser
 
 
@@ -106,6 +117,7 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "relay": cmd_relay,
     "project": cmd_project,
     "replay": cmd_replay,
+    "import-members": cmd_import_members,
 }
 
 
