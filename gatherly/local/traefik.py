@@ -9,6 +9,7 @@ Go template that reads the service addresses from the environment this module gi
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -55,7 +56,27 @@ def service_urls(settings: Settings) -> dict[str, str]:
         # A backstop above the services' own limit, so a client normally gets their 413 as
         # problem+json; Traefik's own 413 is plain text.
         "GATHERLY_GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes * 4),
+        # A JSON list is a YAML flow sequence: dynamic.yml pastes it as it is.
+        "GATHERLY_CORS_ORIGINS": json.dumps(settings.cors_origins),
     }
+
+
+def tracing_block(env: dict[str, str]) -> str:
+    """Traefik's OTLP tracing, when the standard OpenTelemetry endpoint variable is set."""
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return ""
+    if "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" not in env:
+        endpoint = endpoint.rstrip("/") + "/v1/traces"
+    return (
+        "tracing:\n"
+        "  serviceName: gatherly-gateway\n"
+        "  otlp:\n"
+        "    http:\n"
+        f"      endpoint: {json.dumps(endpoint)}\n"
+    )
 
 
 class Traefik:
@@ -97,6 +118,7 @@ class Traefik:
             ADMIN_ADDRESS=f"{self.host}:{self.settings.traefik_admin_port}",
             DYNAMIC_CONFIG=str(config_dir() / "dynamic.yml"),
             ACCESS_LOG=str(self.log_dir / "traefik-access.log"),
+            TRACING=tracing_block(self.env),
         )
         self.static_path.parent.mkdir(parents=True, exist_ok=True)
         self.static_path.write_text(text)

@@ -20,6 +20,7 @@ from gatherly.settings import Settings
 from gatherly.web import install_service_basics
 from services.members.app import create_app
 from tests.conftest import fresh_database
+from tests.helpers import eventually
 
 IDENTITY = {
     "X-Gatherly-Community": "c1", "X-Gatherly-Scopes": "read,write", "X-Gatherly-Key-Id": "k1",
@@ -155,8 +156,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_and_runs_nothing(
         client.headers.update({**IDENTITY, "Idempotency-Key": "slow"})
         url = "/v1/communities/c1/things"
         first = asyncio.create_task(client.post(url, json={"n": 1}))
-        while not calls:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: asyncio.sleep(0, bool(calls)), within=5)
         duplicate = await client.post(url, json={"n": 1})
         assert duplicate.status_code == 409
         assert duplicate.headers["content-type"] == "application/problem+json"
