@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WRITERS
@@ -64,6 +65,21 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_republish(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.outbox import republish
+
+    count = asyncio.run(republish(settings, args.schema, args.since))
+    print(f"republished {count} events of {args.schema} recorded since {args.since.isoformat()}")
+    return 0
+
+
+def aware_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time with an offset, e.g. 2026-11-20T00:00Z")
+    return moment
+
+
 def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
     from gatherly.projection import run_projection
     from gatherly.telemetry import configure_tracing
@@ -98,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("schemas", nargs="*", help=f"any of {', '.join(sorted(SCHEMAS))}")
     relay = commands.add_parser("relay", help="publish a service's committed events to NATS")
     relay.add_argument("schema", choices=WRITERS)
+    again = commands.add_parser(
+        "republish", help="publish a service's events again from its store (stream recovery)"
+    )
+    again.add_argument("schema", choices=WRITERS)
+    again.add_argument("--since", type=aware_time, required=True, help="ISO 8601 with offset")
     project = commands.add_parser("project", help="run a projection consumer")
     project.add_argument("projection", choices=sorted(PROJECTIONS))
     replay = commands.add_parser("replay", help="drop a projection and rebuild it from the log")
@@ -116,6 +137,7 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "relay": cmd_relay,
     "project": cmd_project,
+    "republish": cmd_republish,
     "replay": cmd_replay,
     "import-members": cmd_import_members,
 }

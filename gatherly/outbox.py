@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import zlib
+from datetime import datetime
 
 import asyncpg
 from opentelemetry.trace import SpanKind
@@ -98,7 +99,7 @@ class Relay:
                 await self._sleep(self.settings.relay_poll_seconds, wake=True)
                 continue
             acknowledged = await bus.publish_pipelined(
-                [self._message(envelope) for _, envelope in batch],
+                [self.message(envelope) for _, envelope in batch],
                 ack_timeout=self.settings.relay_ack_timeout_seconds,
             )
             if acknowledged:
@@ -108,7 +109,7 @@ class Relay:
             if acknowledged < len(batch):
                 await self._sleep(0.5)
 
-    def _message(self, envelope: Envelope) -> OutgoingMessage:
+    def message(self, envelope: Envelope) -> OutgoingMessage:
         with tracer().start_as_current_span(
             f"{envelope.nats_subject} publish",
             context=context_from_traceparent(envelope.traceparent),
@@ -160,6 +161,50 @@ class Relay:
         for waiter in pending:
             waiter.cancel()
         return self.stopping.is_set()
+
+
+async def republish(settings: Settings, schema: str, since: datetime) -> int:
+    """Publish again every event recorded since `since`, in commit order; returns the count.
+
+    The recovery for a stream that lost acknowledged messages (JetStream without
+    `sync_interval: always` after an OS crash): Postgres is the source of truth. Copies the stream
+    still holds are dropped by its duplicate window, or skipped by consumers (they apply each
+    aggregate version once). Independent of the running relay, which it does not disturb."""
+    engine = create_engine(settings.database, schema, pool_size=1)
+    store = EventStore(source=f"/gatherly/{schema}")
+    relay = Relay(settings, schema, engine)
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name=f"republish-{schema}")
+    published = 0
+    try:
+        await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds)
+        async with engine.connect() as conn:
+            first = (
+                await conn.execute(
+                    text(
+                        "SELECT tx_id::text::bigint AS tx, position FROM events"
+                        " WHERE recorded_at >= :since ORDER BY tx_id, position LIMIT 1"
+                    ),
+                    {"since": since},
+                )
+            ).first()
+        position = Position(first.tx, first.position - 1) if first else None
+        while position is not None:
+            async with engine.connect() as conn:
+                batch = await store.read_all(conn, position, settings.relay_batch_size)
+            if not batch:
+                break
+            messages = [relay.message(envelope) for _, envelope in batch]
+            acknowledged = await bus.publish_pipelined(
+                messages, ack_timeout=settings.relay_ack_timeout_seconds
+            )
+            if acknowledged < len(batch):
+                raise BusUnavailable(f"the stream acknowledged {acknowledged} of {len(batch)}")
+            published += acknowledged
+            position = batch[-1][0]
+    finally:
+        await bus.close()
+        await engine.dispose()
+    return published
 
 
 async def run_relay(settings: Settings, schema: str) -> None:

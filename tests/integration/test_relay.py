@@ -6,14 +6,16 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy import text
 
+from gatherly.bus import Bus
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
-from gatherly.outbox import Relay
+from gatherly.outbox import Relay, republish
 from gatherly.settings import Settings
 from tests.helpers import eventually, joined, left, running, stream_deliveries, stream_envelopes
 
@@ -122,3 +124,25 @@ async def test_messages_are_cloudevents_with_our_extensions(settings: Settings) 
 
 async def _at_least(relay: Relay, count: int) -> bool:
     return relay.published >= count
+
+
+async def test_republish_restores_a_stream_that_lost_messages(settings: Settings) -> None:
+    engine = create_engine(settings.database, "members")
+    for _ in range(20):
+        async with engine.begin() as conn:
+            await STORE.append(conn, stream_id=str(uuid.uuid4()), community_id="c1",
+                               expected_version=0, events=[joined()])
+    relay = Relay(settings, "members", engine)
+    async with running(relay):
+        await eventually(lambda: _at_least(relay, 20))
+    await engine.dispose()
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="test")
+    await bus.delete_stream()  # what an OS crash can do to messages not yet fsynced
+    await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds)
+    await bus.close()
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert await republish(settings, "members", an_hour_ago) == 20
+    assert await republish(settings, "members", an_hour_ago) == 20  # dropped as duplicates
+    envelopes = await stream_envelopes(settings)
+    assert len(envelopes) == 20 and len({e.id for e in envelopes}) == 20
+    assert await republish(settings, "members", datetime.now(UTC) + timedelta(hours=1)) == 0
