@@ -1,0 +1,158 @@
+"""Bulk import through the API and the CLI against real Postgres: per-row report, idempotence by
+external reference, nothing written for an unreadable upload, bounded memory at 100,000 rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from gatherly.cli import main as gatherly
+from gatherly.db import create_engine
+from gatherly.settings import Settings
+from tests.integration.test_members_api import BASE, client, event_count, settings
+
+__all__ = ["client", "settings"]
+
+CSV = "text/csv"
+NDJSON = "application/x-ndjson"
+
+
+async def pieces(data: bytes, size: int = 37) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def upload(client: httpx.AsyncClient, data: bytes, content_type: str) -> httpx.Response:
+    return await client.post(f"{BASE}/import", content=pieces(data),
+                             headers={"Content-Type": content_type})
+
+
+async def test_a_csv_import_reports_every_row_and_a_second_run_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    scout = (await client.post(BASE, json={"channel": "offline"})).json()["id"]
+    data = (
+        "channel,external_ref,display_name,email,invited_by,interests\n"
+        f"telegram,t1,Ann,ann@example.org,{scout},music;ai\n"
+        "telegram,t2,Bob,bob@example.org,,\n"
+        "telegram,t1,Ann again,,,\n"
+        "vk,v1,Cleo,not-an-email,,\n"
+        "Bad Channel,x1,Dan,,,\n"
+        "vk,v2,Eve,,00000000-0000-0000-0000-0000000000aa,\n"
+        "email,,Fay,,,\n"
+    ).encode()
+    report = (await upload(client, data, CSV)).json()
+    assert {k: report[k] for k in ("rows", "created", "present", "rejected")} == {
+        "rows": 7, "created": 3, "present": 1, "rejected": 3}
+    assert [(r["row"], r["field"]) for r in report["rejections"]] == [
+        (5, "email"), (6, "channel"), (7, "invited_by")]
+    assert await event_count(client) == 4
+
+    again = (await upload(client, data, CSV)).json()
+    assert (again["created"], again["present"], again["rejected"]) == (1, 3, 3)  # Fay has no ref
+    assert await event_count(client) == 5
+    found = (await client.get(BASE, params={"tag": "music"})).json()["items"]
+    assert [(m["display_name"], m["invited_by"]) for m in found] == [("Ann", scout)]
+
+
+async def test_an_ndjson_import_joins_the_same_people_a_single_join_would(
+    client: httpx.AsyncClient,
+) -> None:
+    single = (await client.post(BASE, json={"channel": "vk", "external_ref": "v9"})).json()
+    lines = [{"channel": "vk", "external_ref": "v9"},
+             {"channel": "vk", "external_ref": "v10", "handles": {"vk": "id10"},
+              "joined_at": "2025-05-01T09:00:00+03:00"},
+             "not an object"]
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    report = (await upload(client, data, NDJSON)).json()
+    assert (report["created"], report["present"], report["rejected"]) == (1, 1, 1)
+    listed = (await client.get(BASE)).json()["items"]
+    assert listed[0]["id"] == single["id"]
+    assert listed[1]["handles"] == {"vk": "id10"}
+    assert listed[1]["joined_at"].startswith("2025-05-01T06:00:00")
+
+
+async def test_an_unreadable_upload_is_a_problem_and_writes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    wrong_type = await upload(client, b"channel\nvk\n", "application/json")
+    assert wrong_type.status_code == 415
+    bad_header = await upload(client, b"channel,phone\nvk,123\n", CSV)
+    assert bad_header.status_code == 422 and "phone" in bad_header.json()["detail"]
+    assert bad_header.headers["content-type"] == "application/problem+json"
+    assert await event_count(client) == 0
+
+
+async def test_the_cli_imports_a_file(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATHERLY_DATABASE_URL", settings.database)
+    file = tmp_path / "members.csv"
+    file.write_text("channel,external_ref,city\ntelegram,t1,Riga\nvk,v1,Oslo\nvk,v1,Oslo\n")
+    code = await asyncio.to_thread(gatherly, ["import-members", "c1", str(file)])
+    assert code == 0
+    again = await asyncio.to_thread(gatherly, ["import-members", "c1", str(file)])
+    assert again == 0
+    engine = create_engine(settings.database, "members")
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == 2
+    await engine.dispose()
+
+
+# The 100,000-row run happens in a child process so that its peak resident memory is its own.
+# It writes a ~30 MB CSV, warms up with a small import (imports, pools, caches), then imports the
+# big file in 64 KiB pieces; reading the file whole would cost its size in bytes plus as much
+# again decoded, far above the bound.
+MEMORY_RUN = r"""
+import asyncio, json, resource, sys, time
+from pathlib import Path
+from gatherly.settings import Settings
+from services.members.cli_import import import_path
+
+settings, path, rows = Settings(database_url=sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+with path.open("w") as out:
+    out.write("channel,external_ref,display_name,email,city,interests,handles\n")
+    for i in range(rows):
+        out.write(f"telegram,tg-{i},{'Member number ' + str(i) + ' ' + 'x' * 130},"
+                  f"member{i}@example.org,{'City ' + 'y' * 50},music;ai;hiking,"
+                  f"telegram:@member{i};vk:id{i}\n")
+warm = path.with_name("warm.csv")
+warm.write_text("channel,external_ref\n" + "".join(f"vk,w{i}\n" for i in range(2000)))
+asyncio.run(import_path(settings, "warm", warm))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+report = asyncio.run(import_path(settings, "big", path))
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"created": report.created, "rejected": report.rejected, "seconds": seconds,
+                  "growth_kib": after - before, "file_bytes": path.stat().st_size}))
+"""
+
+
+async def test_100k_rows_import_in_one_go_with_bounded_memory(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rows = 100_000
+    started = time.perf_counter()
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", MEMORY_RUN, settings.database, str(tmp_path / "big.csv"),
+         str(rows)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"100k import: {measured}, whole test {time.perf_counter() - started:.1f}s")
+    assert (measured["created"], measured["rejected"]) == (rows, 0)
+    assert measured["file_bytes"] > 25_000_000
+    # Peak growth during the import stays under half the file's size.
+    assert measured["growth_kib"] * 1024 < measured["file_bytes"] / 2, measured
