@@ -57,7 +57,13 @@ class KeyCache:
                         raise KeyStoreUnavailable from error
         elif time.monotonic() - self._loaded_at > self._refresh_seconds:
             self._refresh_in_background()
-        return self._keys.get(key_id)
+        key = self._keys.get(key_id)
+        if key is None and self._refreshing is not None and not self._refreshing.done():
+            # A key made moments ago on another replica: wait for the refresh under way (at most
+            # one database read per interval, however many unknown keys are tried).
+            await asyncio.shield(self._refreshing)
+            key = self._keys.get(key_id)
+        return key
 
     def known_ids(self) -> set[str]:
         return set(self._keys)
@@ -67,6 +73,10 @@ class KeyCache:
             records = await store.usable_keys(conn)
         self._keys = {record.id: self._cached(record) for record in records}
         self._loaded_at = time.monotonic()
+
+    def remember(self, record: store.KeyRecord) -> None:
+        """A key created through this process works here at once."""
+        self._keys[record.id] = self._cached(record)
 
     def forget(self, key_id: str) -> None:
         """A key revoked through this process stops working here at once."""

@@ -98,6 +98,7 @@ async def create_key(
     }
     async with request.app.state.engine.begin() as conn:
         key = await store.insert_key(conn, values)
+    request.app.state.keys.remember(key)
     response.headers["Location"] = f"/v1/communities/{community}/keys/{key.id}"
     # Never kept anywhere, the idempotency record included.
     response.headers["Cache-Control"] = "no-store"
