@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from gatherly.envelope import utc_now
 from gatherly.web import Problem, decode_cursor, encode_cursor
@@ -187,10 +188,10 @@ async def remove_reaction(
     return reaction_public(outcome.reaction)
 
 
-@router.post("/engagement/batch")
+@router.post("/engagement/batch", response_class=JSONResponse)
 async def ingest_batch(
     community_id: CommunityPath, request: Request, community: Community, ingest: Ingest,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Up to 1,000 views and reactions in one transaction, answered per item. An invalid
     envelope (not JSON, no `items` list, over the limit) is refused whole: nothing written."""
     parsed = parse_batch(await request.body(), batch.MAX_ITEMS)
@@ -198,9 +199,11 @@ async def ingest_batch(
     outcomes = iter(await ingest.ingest(community, facts) if facts else [])
     results = [outcome_result(index, item if isinstance(item, dict) else next(outcomes))
                for index, item in enumerate(parsed)]
-    return {"results": results,
-            "recorded": sum(1 for r in results if r.get("recorded")),
-            "refused": sum(1 for r in results if r["status"] >= 400)}
+    # Built as plain JSON: a thousand results through FastAPI's generic encoder cost more
+    # than the transaction that recorded them.
+    return JSONResponse({"results": results,
+                         "recorded": sum(1 for r in results if r["recorded"]),
+                         "refused": sum(1 for r in results if r["status"] >= 400)})
 
 
 def _only(outcomes: list[Outcome]) -> Outcome:

@@ -1,0 +1,213 @@
+"""Batch ingestion of views and reactions: facts per second through the engagement app, as a
+ratio to raw asyncpg COPY of the same number of rows into a similar table, same server, same run.
+
+The app runs under uvicorn in its own process and is driven over loopback HTTP (the gateway is
+not started: this measures the service, its validation, planning, event append and read-model
+updates). `--in-process` drives it through httpx's ASGI transport instead. Both paths write
+1,000-fact batches, one transaction each; the baseline COPYs 1,000-row chunks, one each.
+
+Run: `.venv/bin/python -m bench.engagement_batch [batches] [--in-process]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+from bench.system import free_ports
+from gatherly.local.postgres import EmbeddedPostgres
+from gatherly.migrate import migrate
+from gatherly.settings import Settings, to_libpq_url
+from services.engagement.app import create_app
+
+BATCH = 1000
+CONCURRENCY = 2
+HEADERS = {"X-Gatherly-Community": "bench", "X-Gatherly-Scopes": "read,write"}
+ITEMS = 20
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory: the app configured from GATHERLY_* like any deployed service."""
+    return create_app(Settings())
+
+
+def batches(content_ids: list[str], count: int) -> list[dict[str, Any]]:
+    """Seven views and three reactions in every ten facts, every reaction a new one."""
+    at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    bodies = []
+    for _ in range(count):
+        items: list[dict[str, Any]] = []
+        for i in range(BATCH):
+            content = content_ids[i % len(content_ids)]
+            if i % 10 < 7:
+                items.append({"op": "view", "content_id": content, "viewed_at": at,
+                              **({"member_id": str(uuid.uuid4())} if i % 2 else {})})
+            else:
+                items.append({"op": "add_reaction", "content_id": content, "kind": "like",
+                              "member_id": str(uuid.uuid4()), "at": at})
+        bodies.append({"items": items})
+    return bodies
+
+
+async def through_app(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> float:
+    """Facts per second, CONCURRENCY batches in flight."""
+    queue = list(bodies)
+    recorded = 0
+
+    async def worker() -> None:
+        nonlocal recorded
+        while queue:
+            body = queue.pop()
+            response = await client.post("/v1/communities/bench/engagement/batch", json=body)
+            response.raise_for_status()
+            recorded += int(response.json()["recorded"])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    assert recorded == BATCH * len(bodies), recorded
+    return recorded / elapsed
+
+
+async def raw_copy(url: str, rows: int) -> float:
+    """Rows per second: asyncpg COPY of event-shaped rows, 1,000 per COPY, CONCURRENCY at once."""
+    conn = await asyncpg.connect(url)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS public.raw_facts (id uuid PRIMARY KEY, stream_id text,"
+        " community_id text, type text, version int, occurred_at timestamptz, data jsonb)")
+    await conn.close()
+    now = datetime.now(UTC)
+    chunks = [
+        [(uuid.uuid4(), str(uuid.uuid4()), "bench", "gatherly.content.viewed", 1, now,
+          json.dumps({"content_id": str(uuid.uuid4()), "channel": "telegram", "count": 1}))
+         for _ in range(BATCH)]
+        for _ in range(rows // BATCH)
+    ]
+    pool = await asyncpg.create_pool(url, min_size=CONCURRENCY, max_size=CONCURRENCY)
+    assert pool is not None
+
+    async def worker() -> None:
+        while chunks:
+            chunk = chunks.pop()
+            async with pool.acquire() as conn:
+                await conn.copy_records_to_table("raw_facts", records=chunk, schema_name="public")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return rows / elapsed
+
+
+async def publish_items(client: httpx.AsyncClient) -> list[str]:
+    ids = []
+    for _ in range(ITEMS):
+        response = await client.post("/v1/communities/bench/content", json={
+            "channel": "telegram", "kind": "post",
+            "published_at": (datetime.now(UTC) - timedelta(days=1)).isoformat()})
+        response.raise_for_status()
+        ids.append(str(response.json()["id"]))
+    return ids
+
+
+async def run(database_url: str, count: int, port: int | None) -> None:
+    """Drive the app at `port` (a uvicorn process), or in-process when `port` is None."""
+    settings = Settings(database_url=database_url)
+    await asyncio.to_thread(migrate, settings.database, "engagement",
+                            "services.engagement.migrations")
+    if port is None:
+        app = create_app(settings)
+        transport: httpx.AsyncBaseTransport = httpx.ASGITransport(app=app)
+        base = "http://engagement"
+        mode = "in-process ASGI (httpx.ASGITransport)"
+    else:
+        transport = httpx.AsyncHTTPTransport()
+        base = f"http://127.0.0.1:{port}"
+        mode = "uvicorn process over loopback HTTP (no gateway)"
+    async with httpx.AsyncClient(transport=transport, base_url=base, headers=HEADERS,
+                                 timeout=60) as client:
+        await _wait_ready(client)
+        bodies = batches(await publish_items(client), count + 2)
+        await through_app(client, bodies[:2])  # warm-up: connections, caches
+        app_rate = await through_app(client, bodies[2:])
+    copy_rate = await raw_copy(to_libpq_url(database_url), count * BATCH)
+    print(f"engagement batch ingestion, {count} batches of {BATCH} facts "
+          f"(70% views, 30% new reactions), {CONCURRENCY} in flight; app: {mode}")
+    print(f"  through the app : {app_rate:10.0f} facts/s")
+    print(f"  raw asyncpg COPY: {copy_rate:10.0f} rows/s")
+    print(f"  ratio           : {app_rate / copy_rate:10.2f}  (goal >= 0.25)")
+
+
+async def _wait_ready(client: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the engagement app did not start")
+        await asyncio.sleep(0.1)
+
+
+def measure(database_url: str, count: int, in_process: bool) -> None:
+    if in_process:
+        asyncio.run(run(database_url, count, None))
+        return
+    (port,) = free_ports(1)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.engagement_batch:app_from_env",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log"],
+        env={**os.environ, "GATHERLY_DATABASE_URL": database_url},
+    )
+    try:
+        asyncio.run(run(database_url, count, port))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    count = int(args[0]) if args else 20
+    in_process = "--in-process" in sys.argv
+    external = os.environ.get("GATHERLY_DATABASE_URL")
+    if external:
+        measure(external, count, in_process)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        (port,) = free_ports(1)
+        postgres = EmbeddedPostgres(Path(tmp) / "pg", port, Path(tmp) / "pg.log")
+        postgres.start()
+        try:
+            asyncio.run(_create_database(postgres.url("postgres")))
+            measure(postgres.url("bench"), count, in_process)
+        finally:
+            postgres.stop()
+
+
+async def _create_database(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE DATABASE bench")
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()
