@@ -151,8 +151,13 @@ class Bus:
     def connected(self) -> bool:
         return bool(self._client.is_connected)
 
-    async def ensure_stream(self, *, duplicate_window: float) -> None:
-        """File storage, everything under `gatherly.>`; the duplicate window dedups republishes."""
+    async def ensure_stream(
+        self, *, duplicate_window: float, replicas: int | None = None
+    ) -> None:
+        """File storage, everything under `gatherly.>`; the duplicate window dedups republishes.
+
+        `replicas` None keeps an existing stream's replica count (an R3 stream on a cluster must
+        not be scaled down by a process started without the setting) and creates one with 1."""
         config = StreamConfig(
             name=self._stream,
             subjects=SUBJECTS,
@@ -161,10 +166,13 @@ class Bus:
             duplicate_window=duplicate_window,
         )
         try:
-            await self._js.stream_info(self._stream)
-            await self._js.update_stream(config)
+            info = await self._js.stream_info(self._stream)
         except NotFoundError:
+            config.num_replicas = replicas or 1
             await self._js.add_stream(config)
+            return
+        config.num_replicas = replicas or info.config.num_replicas or 1
+        await self._js.update_stream(config)
 
     async def delete_stream(self) -> None:
         """Drop the stream and everything on it (tests, and a deliberate fresh start)."""

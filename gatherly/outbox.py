@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import zlib
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from gatherly.bus import Bus, BusUnavailable, OutgoingMessage
 from gatherly.db import create_engine
 from gatherly.envelope import Envelope
 from gatherly.eventstore import START, WAKE_CHANNEL, EventStore, Position
+from gatherly.metrics import RelayMetrics, relay_metrics_port, sample_every, serve_metrics
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.telemetry import context_from_traceparent, trace_headers, tracer
 
@@ -50,6 +52,7 @@ class Relay:
         self.stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self.published = 0
+        self.metrics = RelayMetrics(schema)
 
     @property
     def lock_key(self) -> int:
@@ -74,6 +77,7 @@ class Relay:
                 if await self._sleep(1.0):
                     return
             await leader.add_listener(WAKE_CHANNEL, lambda *_: self._wake.set())
+            self.metrics.leader.set(1)
             bus = await Bus.connect(
                 self.settings.nats,
                 stream=self.settings.stream_name,
@@ -81,11 +85,15 @@ class Relay:
                 max_in_flight=self.settings.relay_max_in_flight,
             )
             try:
-                await bus.ensure_stream(duplicate_window=self.settings.duplicate_window_seconds)
+                await bus.ensure_stream(
+                    duplicate_window=self.settings.duplicate_window_seconds,
+                    replicas=self.settings.stream_replicas,
+                )
                 await self._publish_while_leader(leader, bus)
             finally:
                 await bus.close()
         finally:
+            self.metrics.leader.set(0)
             if not leader.is_closed():
                 await leader.close()
 
@@ -106,8 +114,21 @@ class Relay:
                 position = batch[acknowledged - 1][0]
                 await self.save_checkpoint(position)
                 self.published += acknowledged
+                self._measure(batch[0][1], acknowledged)
             if acknowledged < len(batch):
                 await self._sleep(0.5)
+
+    def _measure(self, oldest: Envelope, acknowledged: int) -> None:
+        self.metrics.published.inc(acknowledged)
+        if oldest.recorded_at is not None:
+            self.metrics.delay.observe(time.time() - oldest.recorded_at.timestamp())
+
+    async def sample_lag(self) -> None:
+        """Events committed but not yet acknowledged by the stream, from the saved checkpoint
+        (so a standby relay reports the same number as the leader)."""
+        checkpoint = await self.load_checkpoint()
+        async with self.engine.connect() as conn:
+            self.metrics.unpublished.set(await self.store.count_after(conn, checkpoint))
 
     def message(self, envelope: Envelope) -> OutgoingMessage:
         with tracer().start_as_current_span(
@@ -176,7 +197,9 @@ async def republish(settings: Settings, schema: str, since: datetime) -> int:
     bus = await Bus.connect(settings.nats, stream=settings.stream_name, name=f"republish-{schema}")
     published = 0
     try:
-        await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds)
+        await bus.ensure_stream(
+            duplicate_window=settings.duplicate_window_seconds, replicas=settings.stream_replicas
+        )
         async with engine.connect() as conn:
             first = (
                 await conn.execute(
@@ -216,7 +239,13 @@ async def run_relay(settings: Settings, schema: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, relay.stopping.set)
+    serve_metrics(settings.host, relay_metrics_port(settings, schema))
+    sampler = asyncio.create_task(
+        sample_every(settings.metrics_sample_seconds, relay.stopping, relay.sample_lag)
+    )
     try:
         await relay.run()
     finally:
+        relay.stopping.set()
+        await sampler
         await engine.dispose()

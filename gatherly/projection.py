@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,6 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gatherly.bus import Bus, BusUnavailable, Delivery, PullConsumer
 from gatherly.db import create_engine
 from gatherly.envelope import Envelope, MalformedEnvelope, from_json
+from gatherly.metrics import (
+    ProjectionMetrics,
+    projector_metrics_port,
+    sample_every,
+    serve_metrics,
+)
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.telemetry import link_to, tracer
 
@@ -79,6 +86,7 @@ class ProjectionRunner:
         self._settled_above: set[int] = set()
         self._pending_watermark: tuple[int, set[int]] = (0, set())
         self.applied = 0
+        self.metrics = ProjectionMetrics(projection.name, settings.stream_name)
 
     async def run(self) -> None:
         backoff = 0.2
@@ -114,8 +122,15 @@ class ProjectionRunner:
         bus = await Bus.connect(
             self.settings.nats, stream=self.settings.stream_name, name=self.projection.name
         )
+        sampler = asyncio.create_task(
+            sample_every(self.settings.metrics_sample_seconds, self.stopping,
+                         lambda: self._sample_lag(bus))
+        )
         try:
-            await bus.ensure_stream(duplicate_window=self.settings.duplicate_window_seconds)
+            await bus.ensure_stream(
+                duplicate_window=self.settings.duplicate_window_seconds,
+                replicas=self.settings.stream_replicas,
+            )
             consumer = await bus.pull_consumer(
                 self.projection.name,
                 start_sequence=checkpoint + 1,
@@ -124,7 +139,15 @@ class ProjectionRunner:
             )
             await self._consume(consumer, leader)
         finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
             await bus.close()
+
+    async def _sample_lag(self, bus: Bus) -> None:
+        last = await bus.last_sequence()
+        self.metrics.stream_last.set(last)
+        self.metrics.lag.set(max(0, last - self._watermark))
 
     async def _consume(self, consumer: PullConsumer, leader: asyncpg.Connection) -> None:
         """Fetch the next batch while the current one is applied: the stream and the database
@@ -159,10 +182,18 @@ class ProjectionRunner:
                 "messaging.consumer.group.name": self.projection.name,
             },
         ):
+            started = time.perf_counter()
             async with self.engine.begin() as conn:
                 outcome = await self._apply_in(conn, deliveries)
             self._watermark, self._settled_above = self._pending_watermark
+            self._measure(len(deliveries), time.perf_counter() - started)
             return outcome
+
+    def _measure(self, batch_size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(batch_size)
+        self.metrics.batch_duration.observe(seconds)
+        self.metrics.checkpoint.set(self._watermark)
+        self.metrics.last_batch.set(time.time())
 
     async def _apply_in(self, conn: AsyncConnection, deliveries: list[Delivery]) -> BatchOutcome:
         name = self.projection.name
@@ -272,6 +303,10 @@ class ProjectionRunner:
         for delivery in outcome.poison:
             await delivery.term()
         self.applied += len(outcome.applied)
+        self.metrics.applied.inc(len(outcome.applied))
+        self.metrics.duplicates.inc(len(outcome.duplicates))
+        self.metrics.deferred.inc(len(outcome.deferred))
+        self.metrics.poison.inc(len(outcome.poison))
 
     async def checkpoint(self) -> tuple[int, int]:
         """(stream sequence settled so far, generation), creating the row on first use."""
@@ -304,6 +339,7 @@ async def run_projection(settings: Settings, projection: Projection) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, runner.stopping.set)
+    serve_metrics(settings.host, projector_metrics_port(settings, projection.name))
     try:
         await runner.run()
     finally:

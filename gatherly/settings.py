@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     key_cache_refresh_seconds: float = Field(default=2.0, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
 
+    # Prometheus metrics of the processes without an HTTP app: relay i (gatherly.registry.WRITERS
+    # order) serves /metrics on relay_metrics_port + i, projector i (PROJECTIONS order) on
+    # projector_metrics_port + i; 0 turns that endpoint off. HTTP apps serve /metrics themselves.
+    relay_metrics_port: int = Field(default=7490, ge=0)
+    projector_metrics_port: int = Field(default=7495, ge=0)
+    # How often the relay and projector measure their lag (a count query, a stream info request).
+    metrics_sample_seconds: float = Field(default=2.0, gt=0)
+    # JetStream replicas of the stream when a relay or projector creates it (3 on a 3-node
+    # cluster); unset keeps an existing stream's replicas and creates a new one with 1.
+    stream_replicas: int | None = Field(default=None, ge=1, le=5)
+
     @property
     def database(self) -> str:
         """The SQLAlchemy URL of the Postgres database every service keeps its schema in."""

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatherly.bus import reachable
 from gatherly.eventstore import ConcurrencyConflict
+from gatherly.metrics import HttpMetrics, metrics_endpoint
 from gatherly.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -264,8 +265,8 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
 
 def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine) -> None:
     """What every service app has: problem+json errors, health and readiness (database, NATS),
-    the body limit, `Idempotency-Key` on POST and tracing. Call it from `create_app` before
-    including the routers."""
+    the body limit, `Idempotency-Key` on POST, RED metrics and `/metrics`, and tracing. Call it
+    from `create_app` before including the routers."""
     # Imported here: gatherly.idempotency builds on this module's problem responses.
     from gatherly.idempotency import Idempotency, IdempotencyStore
 
@@ -275,4 +276,7 @@ def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine
     retention = timedelta(hours=settings.idempotency_retention_hours)
     app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: it measures what the client waits for, 413s included.
+    app.add_middleware(HttpMetrics)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     instrument(app)

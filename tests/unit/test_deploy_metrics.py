@@ -1,0 +1,63 @@
+"""RED metrics label requests by route template, so ids in paths never become series."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI, HTTPException
+from prometheus_client import REGISTRY
+
+from gatherly.metrics import (
+    UNMATCHED_ROUTE,
+    HttpMetrics,
+    metrics_endpoint,
+    projector_metrics_port,
+    relay_metrics_port,
+)
+from gatherly.registry import PROJECTIONS, WRITERS
+from gatherly.settings import Settings
+
+
+def count(method: str, route: str, status: str) -> float:
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("gatherly_http_requests_total", labels) or 0.0
+
+
+def app_with_metrics() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/v1/communities/{community_id}/things/{thing_id}")
+    async def thing(community_id: str, thing_id: str) -> dict[str, str]:
+        if thing_id == "missing":
+            raise HTTPException(404)
+        return {"id": thing_id}
+
+    app.add_middleware(HttpMetrics)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return app
+
+
+async def test_requests_are_counted_by_route_template_and_status() -> None:
+    route = "/v1/communities/{community_id}/things/{thing_id}"
+    before_ok, before_404 = count("GET", route, "200"), count("GET", route, "404")
+    before_unmatched = count("GET", UNMATCHED_ROUTE, "404")
+    transport = httpx.ASGITransport(app=app_with_metrics())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for thing in ("a", "b", "c"):
+            assert (await client.get(f"/v1/communities/x/things/{thing}")).status_code == 200
+        assert (await client.get("/v1/communities/x/things/missing")).status_code == 404
+        assert (await client.get("/nowhere/at/all")).status_code == 404
+        exposed = (await client.get("/metrics")).text
+    assert count("GET", route, "200") == before_ok + 3
+    assert count("GET", route, "404") == before_404 + 1
+    assert count("GET", UNMATCHED_ROUTE, "404") == before_unmatched + 1
+    assert "gatherly_http_request_duration_seconds_bucket" in exposed
+    assert 'route="/metrics"' not in exposed
+
+
+def test_each_relay_and_projector_gets_its_own_metrics_port() -> None:
+    settings = Settings(relay_metrics_port=9000, projector_metrics_port=9100)
+    relays = [relay_metrics_port(settings, schema) for schema in WRITERS]
+    assert relays == list(range(9000, 9000 + len(WRITERS)))
+    assert projector_metrics_port(settings, next(iter(PROJECTIONS))) == 9100
+    off = Settings(relay_metrics_port=0, projector_metrics_port=0)
+    assert relay_metrics_port(off, WRITERS[0]) == projector_metrics_port(off, "kpi") == 0
