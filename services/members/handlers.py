@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.envelope import DomainEvent
+from gatherly.envelope import DomainEvent, Envelope, new_event_id
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
@@ -84,10 +84,6 @@ class VersionMismatch(Exception):
         self.current = current
 
 
-class _AlreadyKnown(Exception):
-    """Rolls back a join whose (channel, external reference) another join recorded first."""
-
-
 Decision = Callable[[Member], list[DomainEvent]]
 
 
@@ -103,37 +99,46 @@ class MemberHandlers:
         return self._ref_key
 
     async def join(self, command: JoinMember) -> tuple[MemberView, bool]:
-        """The member and whether this call created it (False: the reference was known)."""
+        """The member and whether this call created it (False: the reference was known).
+
+        One transaction, few round trips: a join is the hottest write. A new member's stream is
+        brand new (a fresh uuid), so the events go in with `append_envelopes` at version 1 and
+        the store's unique (stream, version) still guards it."""
         changes = personal.profile_changes(command.profile, domain.valid_channel)
         member_id = str(uuid.uuid4())
-        async with self.engine.connect() as conn:
+        profile = Profile(**changes)
+        async with self.engine.begin() as conn:
             ref_hash = await self._ref_hash(conn, command)
             if ref_hash and (known := await self._known(conn, command, ref_hash)):
                 return known, False
-        events = domain.join(
-            member_id, channel=command.channel, joined_at=command.joined_at,
-            invited_by=command.invited_by, external_ref=ref_hash,
-        )
-        profile = Profile(**changes)
-        try:
-            async with self.engine.begin() as conn:
-                await self._check_referrer(conn, command.community_id, command.invited_by)
-                envelopes = await self.store.append(
-                    conn, stream_id=member_id, community_id=command.community_id,
-                    expected_version=0, events=events, traceparent=current_traceparent(),
-                )
-                member = domain.replay(envelopes)
-                assert member is not None
-                if not await views.insert_new(conn, member):
-                    raise _AlreadyKnown
-                await views.save_profile(conn, member, profile, command.external_ref)
-        except _AlreadyKnown:
-            async with self.engine.connect() as conn:
+            events = domain.join(
+                member_id, channel=command.channel, joined_at=command.joined_at,
+                invited_by=command.invited_by, external_ref=ref_hash,
+            )
+            await self._check_referrer(conn, command.community_id, command.invited_by)
+            envelopes = self._first_envelopes(command.community_id, member_id, events)
+            member = domain.replay(envelopes)
+            assert member is not None
+            if not await views.insert_new(conn, member, profile, command.external_ref):
+                # A racing join of the same person committed first: answer with that member
+                # and write nothing (the transaction has changed no row yet).
                 assert ref_hash is not None
                 known = await self._known(conn, command, ref_hash)
-            assert known is not None
-            return known, False
+                assert known is not None
+                return known, False
+            await self.store.append_envelopes(conn, envelopes)
         return MemberView(member, profile, command.external_ref), True
+
+    def _first_envelopes(
+        self, community_id: str, member_id: str, events: list[DomainEvent]
+    ) -> list[Envelope]:
+        traceparent = current_traceparent()
+        return [
+            Envelope(id=new_event_id(), source=self.store.source, type=event.type,
+                     subject=member_id, community_id=community_id, sequence=version,
+                     time=event.time, data=event.data, traceparent=traceparent)
+            for version, event in enumerate(events, start=1)
+        ]
 
     async def leave(self, command: LeaveMember) -> MemberView:
         return await self._change(

@@ -51,21 +51,38 @@ def _member_params(member: Member) -> dict[str, Any]:
     }
 
 
-async def insert_new(conn: AsyncConnection, member: Member) -> bool:
-    """False when the community already knows the member's (channel, external reference): the
-    unique index decides, so two racing joins of one person create one member."""
+async def insert_new(
+    conn: AsyncConnection, member: Member, profile: Profile, external_ref: str | None
+) -> bool:
+    """Insert the member's list and profile rows in one statement; False, and nothing written,
+    when the community already knows the (channel, external reference): the unique index
+    decides, so two racing joins of one person create one member."""
     inserted = await conn.scalar(
         text(
-            "INSERT INTO member_list (id, community_id, channel, status, invited_by,"
-            " external_ref_hash, joined_at, left_at, roles, version)"
+            "WITH listed AS (INSERT INTO member_list (id, community_id, channel, status,"
+            " invited_by, external_ref_hash, joined_at, left_at, roles, version)"
             " VALUES (:id, :community_id, :channel, :status, :invited_by, :external_ref_hash,"
             " :joined_at, :left_at, :roles, :version)"
             " ON CONFLICT (community_id, channel, external_ref_hash)"
-            " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id"
+            " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id)"
+            " INSERT INTO member_profile (member_id, community_id, display_name, email, handles,"
+            " city, interests, external_ref) SELECT id, :community_id, :display_name, :email,"
+            " CAST(:handles AS jsonb), :city, :interests, :external_ref FROM listed"
+            " RETURNING member_id"
         ),
-        _member_params(member),
+        {**_member_params(member), **_profile_params(profile), "external_ref": external_ref},
     )
     return inserted is not None
+
+
+def _profile_params(profile: Profile) -> dict[str, Any]:
+    return {
+        "display_name": profile.display_name,
+        "email": profile.email,
+        "handles": json.dumps(dict(profile.handles)),
+        "city": profile.city,
+        "interests": list(profile.interests),
+    }
 
 
 async def save(conn: AsyncConnection, member: Member) -> None:
@@ -91,16 +108,8 @@ async def save_profile(
             " email = excluded.email, handles = excluded.handles, city = excluded.city,"
             " interests = excluded.interests"
         ),
-        {
-            "id": member.id,
-            "c": member.community_id,
-            "display_name": profile.display_name,
-            "email": profile.email,
-            "handles": json.dumps(dict(profile.handles)),
-            "city": profile.city,
-            "interests": list(profile.interests),
-            "external_ref": external_ref,
-        },
+        {"id": member.id, "c": member.community_id, **_profile_params(profile),
+         "external_ref": external_ref},
     )
 
 
