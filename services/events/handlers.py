@@ -100,9 +100,9 @@ class EventHandlers:
         return outcome
 
     async def decide(self, target: Target, decide: Decide) -> Outcome:
-        """Any command that concerns the event as a whole (cancel, registration, finish…)."""
+        """Any command that concerns the event as a whole (cancel, registration, follow-ups…)."""
         async with self.engine.begin() as conn:
-            return await self._decide(conn, target, decide)
+            return await self._decide(conn, target, decide, with_followups=True)
 
     async def finish(self, target: Target, *, at: datetime) -> Outcome:
         return await self.decide(
@@ -142,10 +142,10 @@ class EventHandlers:
 
     async def _load(
         self, conn: AsyncConnection, target: Target, members: Iterable[str] = (),
-        waitlist_head: bool = False,
+        waitlist_head: bool = False, with_followups: bool = False,
     ) -> CommunityEvent:
         event = await views.load(conn, target.community_id, target.event_id, members=members,
-                                 waitlist_head=waitlist_head)
+                                 waitlist_head=waitlist_head, with_followups=with_followups)
         if event is None:
             raise EventNotFound(target.event_id)
         if target.expected_version not in (None, event.version):
@@ -154,10 +154,10 @@ class EventHandlers:
 
     async def _decide(
         self, conn: AsyncConnection, target: Target, decide: Decide,
-        members: Iterable[str] = (), waitlist_head: bool = False,
+        members: Iterable[str] = (), waitlist_head: bool = False, with_followups: bool = False,
     ) -> Outcome:
         members = list(members)
-        event = await self._load(conn, target, members, waitlist_head)
+        event = await self._load(conn, target, members, waitlist_head, with_followups)
         decided = decide(event)
         if not decided:
             return Outcome(event, [], members[0] if members else None)

@@ -71,9 +71,10 @@ async def insert(conn: AsyncConnection, event: CommunityEvent, details: Details)
 
 async def load(
     conn: AsyncConnection, community_id: str, event_id: str, *, members: Iterable[str] = (),
-    waitlist_head: bool = False,
+    waitlist_head: bool = False, with_followups: bool = False,
 ) -> CommunityEvent | None:
-    """The event with its follow-ups and the seats of `members` (plus the waitlist's head)."""
+    """The event with the seats of `members` (plus the waitlist's head) and, if asked, its
+    follow-ups: only what the command needs, so its cost does not grow with the event."""
     row = (
         await conn.execute(
             text(
@@ -85,24 +86,17 @@ async def load(
     ).first()
     if row is None:
         return None
-    wanted = list(members)
-    seats = (
-        await conn.execute(
-            text(
-                "SELECT * FROM event_seat WHERE event_id = CAST(:id AS uuid)"
-                " AND (member_id = ANY(CAST(:members AS uuid[])) OR member_id = ("
-                "  SELECT member_id FROM event_seat WHERE :head AND event_id = CAST(:id AS uuid)"
-                "  AND registration = 'waitlisted' ORDER BY queued LIMIT 1))"
-            ),
-            {"id": event_id, "members": wanted, "head": waitlist_head},
-        )
-    ).all()
+    seats = await _seats(conn, event_id, list(members), waitlist_head)
     followups = (
-        await conn.execute(
-            text("SELECT * FROM event_followup WHERE event_id = CAST(:id AS uuid)"),
-            {"id": event_id},
-        )
-    ).all()
+        (
+            await conn.execute(
+                text("SELECT * FROM event_followup WHERE event_id = CAST(:id AS uuid)"),
+                {"id": event_id},
+            )
+        ).all()
+        if with_followups
+        else []
+    )
     return CommunityEvent(
         id=str(row.id), community_id=row.community_id, format=Format(row.format),
         starts_at=row.starts_at, ends_at=row.ends_at, channel=row.channel,
@@ -112,6 +106,22 @@ async def load(
         followups={Task(f.task): followup(f) for f in followups},
         cancel_reason=row.cancel_reason, finished_at=row.finished_at, version=row.version,
     )
+
+
+async def _seats(
+    conn: AsyncConnection, event_id: str, members: list[str], waitlist_head: bool
+) -> list[Any]:
+    query = (
+        "SELECT * FROM event_seat WHERE event_id = CAST(:id AS uuid)"
+        " AND member_id = ANY(CAST(:members AS uuid[]))"
+    )
+    if waitlist_head:
+        # Its own branch, so each side uses its index: the primary key, the waitlist's order.
+        query = (
+            f"({query}) UNION (SELECT * FROM event_seat WHERE event_id = CAST(:id AS uuid)"
+            " AND registration = 'waitlisted' ORDER BY queued LIMIT 1)"
+        )
+    return list((await conn.execute(text(query), {"id": event_id, "members": members})).all())
 
 
 async def member_with_code(conn: AsyncConnection, event_id: str, code: str) -> str | None:
