@@ -10,6 +10,7 @@ from __future__ import annotations
 APPS: dict[str, tuple[str, str]] = {
     "members": ("services.members.app:create_app", "members_port"),
     "kpi": ("services.kpi.app:create_app", "kpi_port"),
+    "events": ("services.events.app:create_app", "events_port"),
     "engagement": ("services.engagement.app:create_app", "engagement_port"),
     "edge": ("gateway.edge.app:create_app", "edge_port"),
 }
@@ -17,10 +18,11 @@ APPS: dict[str, tuple[str, str]] = {
 SCHEMAS: dict[str, str] = {
     "members": "services.members.migrations",
     "kpi": "services.kpi.migrations",
+    "events": "services.events.migrations",
     "engagement": "services.engagement.migrations",
     "edge": "gateway.edge.migrations",
 }
 # Schemas whose event store an outbox relay publishes.
-WRITERS: tuple[str, ...] = ("members", "engagement")
+WRITERS: tuple[str, ...] = ("members", "events", "engagement")
 # Projection name -> factory "module:function" returning a gatherly.projection.Projection.
 PROJECTIONS: dict[str, str] = {"kpi": "services.kpi.projections:build_projection"}
