@@ -1,76 +1,199 @@
-"""KPI query routes."""
+"""KPI query routes: one per KPI family, every one over a window (`from`, `to`, `granularity`,
+`tz`). The community's time zone and feedback SLA are query parameters until the edge app owns
+communities (docs/kpi.md)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel
+from fastapi.responses import StreamingResponse
 
 from gatherly.envelope import utc_now
 from gatherly.web import Problem, community_scope
-from services.kpi.queries import members_by_day
+from services.kpi.live import kpi_events
+from services.kpi.queries.beyond import active_kpi, followups_kpi, retention_kpi, roles_kpi
+from services.kpi.queries.channels import channels_kpi
+from services.kpi.queries.content import reactions_kpi, views_kpi
+from services.kpi.queries.events import event_stats, events_kpi
+from services.kpi.queries.feedback import feedback_kpi
+from services.kpi.queries.members import members_kpi
+from services.kpi.queries.summary import summary_kpi
+from services.kpi.queries.window import BadWindow, Granularity, Window
 
 COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
-MAX_DAYS = 3660
+ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 router = APIRouter(prefix="/v1/communities/{community_id}/kpis", tags=["kpis"])
 
 Community = Annotated[str, Depends(community_scope)]
 CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
+SlaHours = Annotated[float, Query(gt=0, le=24 * 365, description="feedback SLA, hours")]
 
 
-class MembersDayPublic(BaseModel):
-    date: date
-    joined: int
-    rejoined: int
-    left: int
-    net: int
-    total: int
+def zone_name(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise Problem(400, "Unknown time zone", f"`tz` {tz!r} is not an IANA zone") from error
+    return tz
 
 
-class MembersKpi(BaseModel):
-    community_id: str
-    from_: date
-    to: date
-    total: int
-    joined: int
-    left: int
-    rejoined: int
-    days: list[MembersDayPublic]
-
-
-@router.get("/members", response_model=MembersKpi)
-async def members_kpi(
-    community_id: CommunityPath,
-    request: Request,
-    community: Community,
+def window(
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
-) -> MembersKpi:
-    """Members joined, left and rejoined per day (UTC), and the total at each day's end."""
-    last = to or utc_now().date()
-    first = from_ or last - timedelta(days=29)
-    if first > last:
-        raise Problem(400, "Bad range", "`from` is after `to`")
-    if (last - first).days >= MAX_DAYS:
-        raise Problem(400, "Bad range", f"at most {MAX_DAYS} days per request")
+    granularity: Granularity = "day",
+    tz: Annotated[str, Query(max_length=64, description="IANA zone")] = "UTC",
+) -> Window:
+    """The window asked for; by default the last 30 days (in the community's zone)."""
+    zone = zone_name(tz)
+    last = to or utc_now().astimezone(ZoneInfo(zone)).date()
+    try:
+        return Window(from_ or last - timedelta(days=29), last, granularity, zone)
+    except BadWindow as error:
+        raise Problem(400, "Bad range", str(error)) from error
+
+
+Span = Annotated[Window, Depends(window)]
+
+
+def framed(community: str, w: Window, body: dict[str, Any]) -> dict[str, Any]:
+    return {"community_id": community, "from": w.first.isoformat(), "to": w.last.isoformat(),
+            "granularity": w.granularity, "tz": w.tz, **body}
+
+
+@router.get("/members")
+async def members(
+    community_id: CommunityPath, request: Request, community: Community, w: Span
+) -> dict[str, Any]:
+    """Members total at the window's end, joined, rejoined, left, net, growth and churn rates,
+    per period and per channel."""
     async with request.app.state.engine.connect() as conn:
-        days = await members_by_day(conn, community, first, last)
-    return MembersKpi(
-        community_id=community,
-        from_=first,
-        to=last,
-        total=days[-1].total if days else 0,
-        joined=sum(d.joined for d in days),
-        left=sum(d.left for d in days),
-        rejoined=sum(d.rejoined for d in days),
-        days=[
-            MembersDayPublic(
-                date=d.day, joined=d.joined, rejoined=d.rejoined, left=d.left, net=d.net,
-                total=d.total,
-            )
-            for d in days
-        ],
+        return framed(community, w, await members_kpi(conn, community, w))
+
+
+@router.get("/views")
+async def views(
+    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Content views per period and channel, and the most viewed content items."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await views_kpi(conn, community, w, limit))
+
+
+@router.get("/reactions")
+async def reactions(
+    community_id: CommunityPath, request: Request, community: Community, w: Span
+) -> dict[str, Any]:
+    """Reactions per period, channel and kind; speed; reactions per view."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await reactions_kpi(conn, community, w))
+
+
+@router.get("/channels")
+async def channels(
+    community_id: CommunityPath, request: Request, community: Community, w: Span
+) -> dict[str, Any]:
+    """Per channel: joins, views, reactions, registrations, attendances, feedback; ranked."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await channels_kpi(conn, community, w))
+
+
+@router.get("/events")
+async def events(
+    community_id: CommunityPath, request: Request, community: Community, w: Span
+) -> dict[str, Any]:
+    """Registered, attended, walk-ins, no-shows, new and repeat participants per period, and
+    per event starting in the window."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await events_kpi(conn, community, w))
+
+
+@router.get("/events/{event_id}")
+async def one_event(
+    community_id: CommunityPath, event_id: Annotated[str, Path(pattern=ID)],
+    request: Request, community: Community,
+) -> dict[str, Any]:
+    async with request.app.state.engine.connect() as conn:
+        found = await event_stats(conn, community, [event_id])
+    if not found:
+        raise Problem(404, "Not Found", f"no facts about event {event_id!r}")
+    return {"community_id": community, **found[0]}
+
+
+@router.get("/feedback")
+async def feedback(
+    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    sla_hours: SlaHours = 24,
+) -> dict[str, Any]:
+    """Submitted, answered, resolved; time to first answer; share within the SLA; backlog."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await feedback_kpi(conn, community, w, sla_hours))
+
+
+@router.get("/active")
+async def active(
+    community_id: CommunityPath, request: Request, community: Community, w: Span
+) -> dict[str, Any]:
+    """Distinct members who did anything, per period (daily, weekly, monthly actives)."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await active_kpi(conn, community, w))
+
+
+@router.get("/retention")
+async def retention(
+    community_id: CommunityPath, request: Request, community: Community, w: Span
+) -> dict[str, Any]:
+    """Retention by monthly join cohort."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await retention_kpi(conn, community, w))
+
+
+@router.get("/roles")
+async def roles(
+    community_id: CommunityPath, request: Request, community: Community
+) -> dict[str, Any]:
+    """Current members per role, and the roles nobody holds."""
+    async with request.app.state.engine.connect() as conn:
+        return {"community_id": community, **await roles_kpi(conn, community)}
+
+
+@router.get("/followups")
+async def followups(
+    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    within_days: Annotated[int, Query(ge=0, le=365)] = 7,
+) -> dict[str, Any]:
+    """Share of events finished in the window whose follow-up duties were all done in time."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await followups_kpi(conn, community, w, within_days))
+
+
+@router.get("/summary")
+async def summary(
+    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    sla_hours: SlaHours = 24,
+) -> dict[str, Any]:
+    """Every headline number for the window."""
+    async with request.app.state.engine.connect() as conn:
+        return framed(community, w, await summary_kpi(conn, community, w, sla_hours))
+
+
+@router.get("/stream")
+async def stream(
+    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    sla_hours: SlaHours = 24,
+) -> StreamingResponse:
+    """Server-Sent Events: the summary now, and again within a second of every change."""
+
+    async def query() -> dict[str, Any]:
+        async with request.app.state.engine.connect() as conn:
+            return framed(community, w, await summary_kpi(conn, community, w, sla_hours))
+
+    return StreamingResponse(
+        kpi_events(request.app.state.notifier, community, query),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

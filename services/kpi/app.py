@@ -11,19 +11,23 @@ from gatherly.db import create_engine
 from gatherly.settings import Settings
 from gatherly.web import install_service_basics
 from services.kpi.api import router
+from services.kpi.live import Notifier
 from services.kpi.projections import SCHEMA
 
 
 def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.database, SCHEMA)
+    notifier = Notifier(settings.database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await notifier.close()
         await engine.dispose()
 
     app = FastAPI(title="Gatherly KPIs", version="1", lifespan=lifespan)
     app.state.engine = engine
+    app.state.notifier = notifier
     install_service_basics(app, settings, engine)
     app.include_router(router)
     return app

@@ -1,0 +1,116 @@
+"""What every fact family shares: the time a fact happened, member identities after erasure,
+and the set-based insert every family writes with."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gatherly.envelope import Envelope
+
+# Where each type keeps the moment the fact happened (DESIGN §9: KPIs bucket by it).
+TIME_FIELD = {
+    "gatherly.member.joined": "joined_at",
+    "gatherly.member.rejoined": "rejoined_at",
+    "gatherly.member.left": "left_at",
+    "gatherly.member.erased": "erased_at",
+    "gatherly.event.cancelled": "cancelled_at",
+    "gatherly.event.registered": "registered_at",
+    "gatherly.event.attended": "checked_in_at",
+    "gatherly.event.finished": "finished_at",
+    "gatherly.event.followup_done": "done_at",
+    "gatherly.content.published": "published_at",
+    "gatherly.content.viewed": "viewed_at",
+    "gatherly.content.views_counted": "as_of",
+    "gatherly.content.archived": "archived_at",
+    "gatherly.feedback.submitted": "submitted_at",
+}
+
+# Facts a member does themself, and where the acting member's id is (None: the subject).
+ACTOR_FIELD: dict[str, str | None] = {
+    "gatherly.member.joined": None,
+    "gatherly.member.rejoined": None,
+    "gatherly.member.profile_updated": None,
+    "gatherly.content.published": "author_id",
+    "gatherly.content.viewed": "member_id",
+    "gatherly.reaction.added": "member_id",
+    "gatherly.reaction.removed": "member_id",
+    "gatherly.feedback.submitted": "member_id",
+    "gatherly.feedback.answered": "by_member",
+    "gatherly.feedback.resolved": "by_member",
+    "gatherly.event.registered": "member_id",
+    "gatherly.event.registration_cancelled": "member_id",
+    "gatherly.event.waitlisted": "member_id",
+    "gatherly.event.attended": "member_id",
+    "gatherly.event.followup_done": "by_member",
+    "gatherly.introduction.made": "by_member",
+    "gatherly.thanks.sent": "by_member",
+}
+
+ERASED = "gatherly.member.erased"
+
+
+def parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def fact_time(event: Envelope) -> datetime:
+    """When the fact happened: its own time field, else `at`, else the envelope's time."""
+    value = event.data.get(TIME_FIELD.get(event.type, "at"))
+    return parse_time(value) if isinstance(value, str) else event.time
+
+
+def actor(event: Envelope) -> str | None:
+    if event.type not in ACTOR_FIELD:
+        return None
+    field = ACTOR_FIELD[event.type]
+    value = event.subject if field is None else event.data.get(field)
+    return str(value) if value else None
+
+
+def digest(community_id: str, member_id: str) -> str:
+    """One-way: an erased member's facts are recognised without keeping the id itself."""
+    return hashlib.sha256(f"{community_id}:{member_id}".encode()).hexdigest()
+
+
+def pseudonym(community_id: str, member_id: str) -> str:
+    return "erased:" + digest(community_id, member_id)[:32]
+
+
+class Identities:
+    """Maps a member id to the key stored for it: the id, or a pseudonym once erased."""
+
+    def __init__(self, erased: set[tuple[str, str]]) -> None:
+        self.erased = erased
+
+    def key(self, community_id: str, member_id: str) -> str:
+        if (community_id, digest(community_id, member_id)) in self.erased:
+            return pseudonym(community_id, member_id)
+        return member_id
+
+
+async def insert_rows(
+    conn: AsyncConnection,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Iterable[Sequence[Any]],
+    conflict: str = "ON CONFLICT DO NOTHING",
+) -> None:
+    """One INSERT ... SELECT FROM unnest(...) for the whole batch. An `ON CONFLICT DO UPDATE`
+    caller must pass each key at most once (fold first): Postgres refuses a row touched twice."""
+    rows = list(rows)
+    if not rows:
+        return
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+    params = {name: [row[i] for row in rows] for i, (name, _) in enumerate(columns)}
+    await conn.execute(
+        text(f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({arrays}) {conflict}"),
+        params,
+    )

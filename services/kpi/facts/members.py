@@ -1,0 +1,118 @@
+"""Member facts: every join, rejoin and leave kept by (member, version); each member's current
+channel and status; roles held. A member's facts come in order (one aggregate), so a leave takes
+the channel of the join or rejoin before it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gatherly.envelope import Envelope
+from services.kpi.facts.common import Identities, fact_time, insert_rows
+
+CHANGES = {
+    "gatherly.member.joined": "joined",
+    "gatherly.member.rejoined": "rejoined",
+    "gatherly.member.left": "left",
+}
+ROLES = {"gatherly.member.role_assigned": True, "gatherly.member.role_removed": False}
+
+
+@dataclass
+class MemberState:
+    channel: str
+    status: str
+    first_joined_at: datetime
+
+
+@dataclass
+class MemberFold:
+    changes: list[tuple[str, str, int, str, str, datetime]] = field(default_factory=list)
+    states: dict[tuple[str, str], MemberState] = field(default_factory=dict)
+    roles: dict[tuple[str, str, str], bool] = field(default_factory=dict)
+
+
+async def apply(conn: AsyncConnection, events: list[Envelope], ids: Identities) -> None:
+    relevant = [e for e in events if e.type in CHANGES or e.type in ROLES]
+    if not relevant:
+        return
+    fold = MemberFold()
+    keys = {(e.community_id, ids.key(e.community_id, e.subject)) for e in relevant}
+    fold.states = await _load_states(conn, keys)
+    touched: set[tuple[str, str]] = set()
+    for event in relevant:
+        member = (event.community_id, ids.key(event.community_id, event.subject))
+        if event.type in ROLES:
+            fold.roles[(*member, str(event.data["role"]))] = ROLES[event.type]
+            continue
+        _change(fold, member, event)
+        touched.add(member)
+    await _write(conn, fold, touched)
+
+
+def _change(fold: MemberFold, member: tuple[str, str], event: Envelope) -> None:
+    kind, at = CHANGES[event.type], fact_time(event)
+    state = fold.states.get(member)
+    if kind == "left":
+        channel = state.channel if state else "unknown"
+    else:
+        channel = str(event.data.get("channel") or "unknown")
+    if state is None:
+        state = fold.states[member] = MemberState(channel, "member", at)
+    state.channel = channel
+    state.status = "left" if kind == "left" else "member"
+    fold.changes.append((*member, event.sequence, kind, channel, at))
+
+
+async def _load_states(
+    conn: AsyncConnection, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], MemberState]:
+    rows = await conn.execute(
+        text(
+            "SELECT m.community_id, m.member_id, channel, status, first_joined_at FROM members m"
+            " JOIN unnest(CAST(:c AS text[]), CAST(:m AS text[])) AS k(c, m)"
+            " ON m.community_id = k.c AND m.member_id = k.m"
+        ),
+        {"c": [c for c, _ in keys], "m": [m for _, m in keys]},
+    )
+    return {
+        (r.community_id, r.member_id): MemberState(r.channel, r.status, r.first_joined_at)
+        for r in rows
+    }
+
+
+async def _write(conn: AsyncConnection, fold: MemberFold, touched: set[tuple[str, str]]) -> None:
+    await insert_rows(
+        conn,
+        "member_changes",
+        [("community_id", "text"), ("member_id", "text"), ("seq", "int"), ("kind", "text"),
+         ("channel", "text"), ("at", "timestamptz")],
+        fold.changes,
+    )
+    await insert_rows(
+        conn,
+        "members",
+        [("community_id", "text"), ("member_id", "text"), ("channel", "text"),
+         ("status", "text"), ("first_joined_at", "timestamptz")],
+        [(*key, s.channel, s.status, s.first_joined_at)
+         for key, s in fold.states.items() if key in touched],
+        "ON CONFLICT (community_id, member_id) DO UPDATE SET channel = excluded.channel,"
+        " status = excluded.status",
+    )
+    held = [key for key, holds in fold.roles.items() if holds]
+    dropped = [key for key, holds in fold.roles.items() if not holds]
+    role_columns = [("community_id", "text"), ("member_id", "text"), ("role", "text")]
+    await insert_rows(conn, "member_roles", role_columns, held)
+    if dropped:
+        await conn.execute(
+            text(
+                "DELETE FROM member_roles r USING unnest(CAST(:c AS text[]), CAST(:m AS text[]),"
+                " CAST(:r AS text[])) AS k(c, m, r)"
+                " WHERE r.community_id = k.c AND r.member_id = k.m AND r.role = k.r"
+            ),
+            {"c": [k[0] for k in dropped], "m": [k[1] for k in dropped],
+             "r": [k[2] for k in dropped]},
+        )

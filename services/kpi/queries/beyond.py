@@ -1,0 +1,120 @@
+"""Beyond the six: active members, retention by monthly join cohort, role coverage and event
+follow-up completion."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kpi.queries.window import Window, advance, bucket, ratio, truncate
+
+ROLES = (
+    "mentor", "partner", "storyteller", "historian", "hero", "celebrity", "provider", "greeter",
+    "guide", "catalyst", "ambassador", "scout",
+)
+TASKS = (
+    "thanks_sent", "materials_sent", "feedback_collected", "members_introduced",
+    "invited_to_community", "history_written", "promoted",
+)
+
+
+async def active_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    """Distinct members who did anything (see docs/kpi.md for which facts) per period."""
+    params = {"c": community, **w.params()}
+    per = {r.b.isoformat(): int(r.n) for r in await conn.execute(
+        text(f"SELECT {bucket('at')} AS b, count(DISTINCT member_id) AS n FROM activity"
+             " WHERE community_id = :c AND at >= :start AND at < :end GROUP BY 1"),
+        params,
+    )}
+    total = await conn.scalar(
+        text("SELECT count(DISTINCT member_id) FROM activity"
+             " WHERE community_id = :c AND at >= :start AND at < :end"),
+        params,
+    )
+    return {"active": int(total or 0),
+            "periods": [{"start": s.isoformat(), "active": per.get(s.isoformat(), 0)}
+                        for s in w.buckets()]}
+
+
+async def retention_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    """For each month in the window, the members whose first join fell in it, and the share of
+    them still members at the end of that month and of every later month up to the window's."""
+    rows = await conn.execute(
+        text("SELECT member_id, kind, at FROM member_changes WHERE community_id = :c"
+             " ORDER BY member_id, seq"),
+        {"c": community},
+    )
+    histories: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    for r in rows:
+        histories[r.member_id].append((r.kind, r.at))
+    months = Window(w.first, w.last, "month", w.tz).buckets()
+    ends = {m: datetime.combine(advance(m, "month"), time(), w.zone) for m in months}
+    cohorts: dict[date, list[list[tuple[str, datetime]]]] = defaultdict(list)
+    for history in histories.values():
+        joins = [at for kind, at in history if kind != "left"]
+        if joins:
+            cohorts[truncate(min(joins).astimezone(w.zone).date(), "month")].append(history)
+    return {"cohorts": [
+        {"month": m.isoformat(), "members": len(cohorts[m]),
+         "retained": [ratio(sum(_member_at(h, ends[later]) for h in cohorts[m]),
+                            len(cohorts[m])) for later in months if later >= m]}
+        for m in months
+    ]}
+
+
+def _member_at(history: list[tuple[str, datetime]], moment: datetime) -> bool:
+    """Whether the member's last change (in version order) before `moment` left them in."""
+    status = False
+    for kind, at in history:
+        if at < moment:
+            status = kind != "left"
+    return status
+
+
+async def roles_kpi(conn: AsyncConnection, community: str) -> dict[str, Any]:
+    """Current members per role, and the roles no current member holds."""
+    held = {r.role: int(r.n) for r in await conn.execute(
+        text("SELECT r.role, count(*) AS n FROM member_roles r JOIN members m"
+             " ON m.community_id = r.community_id AND m.member_id = r.member_id"
+             " WHERE r.community_id = :c AND m.status = 'member' GROUP BY 1"),
+        {"c": community},
+    )}
+    return {"roles": {role: held.get(role, 0) for role in sorted(set(ROLES) | set(held))},
+            "empty": [role for role in ROLES if not held.get(role)]}
+
+
+async def followups_kpi(
+    conn: AsyncConnection, community: str, w: Window, within_days: int
+) -> dict[str, Any]:
+    """Of the events finished in the window (not cancelled), the share whose duties were all
+    done within `within_days` of finishing: the assigned tasks, or all seven if none was."""
+    rows = await conn.execute(
+        text("SELECT e.event_id, e.finished_at, f.task, f.assigned, f.done_at"
+             " FROM community_events e LEFT JOIN followups f"
+             " ON f.community_id = e.community_id AND f.event_id = e.event_id"
+             " WHERE e.community_id = :c AND e.cancelled_at IS NULL"
+             " AND e.finished_at >= :start AND e.finished_at < :end"),
+        {"c": community, **w.params()},
+    )
+    finished: dict[str, datetime] = {}
+    tasks: dict[str, dict[str, tuple[bool, datetime | None]]] = defaultdict(dict)
+    for r in rows:
+        finished[r.event_id] = r.finished_at
+        if r.task:
+            tasks[r.event_id][r.task] = (r.assigned, r.done_at)
+    complete = sum(_complete(finished[e], tasks[e], within_days) for e in finished)
+    return {"finished": len(finished), "completed": complete,
+            "within_days": within_days, "completion": ratio(complete, len(finished))}
+
+
+def _complete(
+    finished_at: datetime, tasks: dict[str, tuple[bool, datetime | None]], within_days: int
+) -> bool:
+    required = [t for t, (assigned, _) in tasks.items() if assigned] or list(TASKS)
+    deadline = finished_at + timedelta(days=within_days)
+    return all((done := tasks.get(t, (False, None))[1]) is not None and done <= deadline
+               for t in required)

@@ -1,0 +1,51 @@
+"""Channels that work: per channel, joins (and rejoins), views, reactions, registrations,
+attendances and feedback in the window; ranked by the sum of them, then by name."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kpi.queries.window import Window
+
+MEASURES = ("joins", "views", "reactions", "registrations", "attendances", "feedback")
+
+CHANNELS = """
+SELECT 'joins' AS m, channel, count(*) AS n FROM member_changes
+ WHERE community_id = :c AND kind <> 'left' AND at >= :start AND at < :end GROUP BY 2
+UNION ALL
+SELECT 'views', channel, sum(count) FROM views
+ WHERE community_id = :c AND at >= :start AND at < :end GROUP BY 2
+UNION ALL
+SELECT 'views', channel, sum(total) FROM view_counters
+ WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2
+UNION ALL
+SELECT 'reactions', channel, count(*) FROM reaction_facts
+ WHERE community_id = :c AND added AND at >= :start AND at < :end GROUP BY 2
+UNION ALL
+SELECT 'registrations', channel, count(*) FROM registrations
+ WHERE community_id = :c AND registered_at IS NOT NULL AND cancelled_at IS NULL
+   AND registered_at >= :start AND registered_at < :end GROUP BY 2
+UNION ALL
+SELECT 'attendances', channel, count(*) FROM attendances
+ WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end GROUP BY 2
+UNION ALL
+SELECT 'feedback', channel, count(*) FROM feedback
+ WHERE community_id = :c AND submitted_at >= :start AND submitted_at < :end GROUP BY 2
+"""
+
+
+async def channels_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(MEASURES, 0))
+    for r in await conn.execute(text(CHANNELS), {"c": community, **w.params()}):
+        counts[r.channel][r.m] += int(r.n)
+    ranked = sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return {
+        "channels": [
+            {"rank": rank, "channel": channel, **measures, "score": sum(measures.values())}
+            for rank, (channel, measures) in enumerate(ranked, start=1)
+        ]
+    }

@@ -1,0 +1,121 @@
+"""Content views (events and imported counters) and reactions: counts per period, channel and
+kind, reaction speed, reactions per view.
+
+Quantiles are exact: `percentile_cont` over the stored durations (see docs/kpi.md)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kpi.queries.window import Window, bucket, ratio
+
+# A counter snapshot counts at its `as_of`; only each (content, counter)'s latest one is kept.
+VIEWS = f"""
+    SELECT {bucket('at')} AS b, content_id, channel, count AS n FROM views
+    WHERE community_id = :c AND at >= :start AND at < :end
+    UNION ALL
+    SELECT {bucket('as_of')}, content_id, channel, total FROM view_counters
+    WHERE community_id = :c AND as_of >= :start AND as_of < :end
+"""
+
+
+async def views_kpi(
+    conn: AsyncConnection, community: str, w: Window, limit: int = 100
+) -> dict[str, Any]:
+    params = {"c": community, **w.params()}
+    per_period: dict[str, int] = defaultdict(int)
+    per_channel: dict[str, int] = defaultdict(int)
+    rows = await conn.execute(
+        text(f"SELECT b, channel, sum(n) AS n FROM ({VIEWS}) v GROUP BY 1, 2"), params
+    )
+    for r in rows:
+        per_period[r.b.isoformat()] += int(r.n)
+        per_channel[r.channel] += int(r.n)
+    top = await conn.execute(
+        text(
+            f"SELECT content_id, sum(n) AS n FROM ({VIEWS}) v GROUP BY 1"
+            " ORDER BY 2 DESC, 1 LIMIT :limit"
+        ),
+        {**params, "limit": limit},
+    )
+    return {
+        "total": sum(per_channel.values()),
+        "periods": [{"start": s.isoformat(), "views": per_period.get(s.isoformat(), 0)}
+                    for s in w.buckets()],
+        "channels": dict(sorted(per_channel.items())),
+        "content": [{"content_id": r.content_id, "views": int(r.n)} for r in top],
+    }
+
+
+async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    params = {"c": community, **w.params()}
+    rows = (await conn.execute(
+        text(
+            f"SELECT {bucket('at')} AS b, channel, kind, added, count(*) AS n"
+            " FROM reaction_facts WHERE community_id = :c AND at >= :start AND at < :end"
+            " GROUP BY 1, 2, 3, 4"
+        ),
+        params,
+    )).all()
+    added = sum(int(r.n) for r in rows if r.added)
+    removed = sum(int(r.n) for r in rows if not r.added)
+    views = (await views_kpi(conn, community, w, limit=0))["total"]
+    return {
+        "added": added, "removed": removed, "net": added - removed,
+        "per_view": ratio(added, views),
+        "periods": [_period(rows, s.isoformat()) for s in w.buckets()],
+        "channels": _split(rows, "channel"),
+        "kinds": _split(rows, "kind"),
+        "speed": await _speed(conn, params),
+    }
+
+
+def _period(rows: list[Any], start: str) -> dict[str, Any]:
+    mine = [r for r in rows if r.b.isoformat() == start]
+    return {"start": start, "added": sum(int(r.n) for r in mine if r.added),
+            "removed": sum(int(r.n) for r in mine if not r.added)}
+
+
+def _split(rows: list[Any], attribute: str) -> dict[str, dict[str, int]]:
+    split: dict[str, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0})
+    for r in rows:
+        split[getattr(r, attribute)]["added" if r.added else "removed"] += int(r.n)
+    return dict(sorted(split.items()))
+
+
+async def _speed(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """For content published in the window: seconds from publication to its first reaction
+    (median, p90) and to every reaction (median)."""
+    row = (await conn.execute(
+        text(
+            """
+            WITH published AS (
+                SELECT content_id, published_at FROM content
+                WHERE community_id = :c AND published_at >= :start AND published_at < :end
+            ), delays AS (
+                SELECT p.content_id, extract(epoch FROM r.at - p.published_at) AS s
+                FROM published p JOIN reaction_facts r
+                  ON r.community_id = :c AND r.content_id = p.content_id AND r.added
+            ), firsts AS (SELECT min(s) AS s FROM delays GROUP BY content_id)
+            SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM firsts) AS f50,
+                   (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FROM firsts) AS f90,
+                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM delays) AS a50,
+                   (SELECT count(*) FROM firsts) AS reacted,
+                   (SELECT count(*) FROM published) AS published
+            """
+        ),
+        params,
+    )).one()
+    return {
+        "content_published": int(row.published), "content_reacted": int(row.reacted),
+        "first_reaction_seconds": {"median": _f(row.f50), "p90": _f(row.f90)},
+        "all_reactions_seconds": {"median": _f(row.a50)},
+    }
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,72 @@
+"""Members: total at each period's end, joined, rejoined, left, net growth, growth and churn
+rates (both over the total at the period's start), overall and per channel."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kpi.queries.window import Window, bucket, ratio
+
+KINDS = ("joined", "rejoined", "left")
+
+
+async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    params = {"c": community, **w.params()}
+    moves: dict[str, dict[date, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: dict.fromkeys(KINDS, 0))
+    )
+    rows = await conn.execute(
+        text(
+            f"SELECT {bucket('at')} AS b, channel, kind, count(*) AS n FROM member_changes"
+            " WHERE community_id = :c AND at >= :start AND at < :end GROUP BY 1, 2, 3"
+        ),
+        params,
+    )
+    for r in rows:
+        moves[r.channel][r.b][r.kind] = int(r.n)
+    opening = dict(
+        (r.channel, int(r.total))
+        for r in await conn.execute(
+            text(
+                "SELECT channel, sum(CASE WHEN kind = 'left' THEN -1 ELSE 1 END) AS total"
+                " FROM member_changes WHERE community_id = :c AND at < :start GROUP BY channel"
+            ),
+            params,
+        )
+    )
+    channels = sorted(set(moves) | set(opening))
+    per_channel = {ch: _series(w, moves[ch], opening.get(ch, 0)) for ch in channels}
+    overall: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
+    for series in moves.values():
+        for day, counts in series.items():
+            for kind in KINDS:
+                overall[day][kind] += counts[kind]
+    summary = _series(w, overall, sum(opening.values()))
+    return {
+        **summary,
+        "channels": {ch: {k: v for k, v in s.items() if k != "periods"}
+                     for ch, s in per_channel.items()},
+    }
+
+
+def _series(w: Window, moves: dict[date, dict[str, int]], opening: int) -> dict[str, Any]:
+    periods, total = [], opening
+    for start in w.buckets():
+        counts = moves.get(start, dict.fromkeys(KINDS, 0))
+        net = counts["joined"] + counts["rejoined"] - counts["left"]
+        periods.append({
+            "start": start.isoformat(), **counts, "net": net, "total": total + net,
+            "growth_rate": ratio(net, total), "churn_rate": ratio(counts["left"], total),
+        })
+        total += net
+    sums = {k: sum(p[k] for p in periods) for k in (*KINDS, "net")}
+    return {
+        "total": total, **sums,
+        "growth_rate": ratio(sums["net"], opening), "churn_rate": ratio(sums["left"], opening),
+        "periods": periods,
+    }

@@ -1,0 +1,89 @@
+"""The window a KPI question is about: dates in the community's time zone, a granularity, and the
+period starts (buckets) the answer is split into. Pure; the SQL bucket expression matches
+`bucket_of` exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Granularity = Literal["day", "week", "month"]
+MAX_DAY_RANGE = 5 * 366
+MAX_RANGE = 20 * 366
+
+# date_trunc in the community's zone: `at AT TIME ZONE tz` is the local wall-clock time.
+BUCKET_SQL = "CAST(date_trunc(:g, {column} AT TIME ZONE :tz) AS date)"
+
+
+class BadWindow(ValueError):
+    """A window the API refuses (the message says which rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    first: date
+    last: date
+    granularity: Granularity
+    tz: str
+
+    def __post_init__(self) -> None:
+        if self.first > self.last:
+            raise BadWindow("`from` is after `to`")
+        days = (self.last - self.first).days + 1
+        if self.granularity == "day" and days > MAX_DAY_RANGE:
+            raise BadWindow("at day granularity a range spans at most 5 years")
+        if days > MAX_RANGE:
+            raise BadWindow("a range spans at most 20 years")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def start(self) -> datetime:
+        """The first instant of `first` in the community's zone."""
+        return datetime.combine(self.first, time(), self.zone)
+
+    @property
+    def end(self) -> datetime:
+        """The instant just after `last` ends in the community's zone (exclusive)."""
+        return datetime.combine(self.last + timedelta(days=1), time(), self.zone)
+
+    def bucket_of(self, moment: datetime) -> date:
+        return truncate(moment.astimezone(self.zone).date(), self.granularity)
+
+    def buckets(self) -> list[date]:
+        starts, current = [], truncate(self.first, self.granularity)
+        while current <= self.last:
+            starts.append(current)
+            current = advance(current, self.granularity)
+        return starts
+
+    def params(self) -> dict[str, object]:
+        return {"g": self.granularity, "tz": self.tz, "start": self.start, "end": self.end}
+
+
+def truncate(day: date, granularity: Granularity) -> date:
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    return day
+
+
+def advance(day: date, granularity: Granularity) -> date:
+    if granularity == "day":
+        return day + timedelta(days=1)
+    if granularity == "week":
+        return day + timedelta(days=7)
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def bucket(column: str) -> str:
+    return BUCKET_SQL.format(column=column)
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
