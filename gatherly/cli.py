@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WRITERS
+from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
 
@@ -90,6 +92,24 @@ def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_work(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.telemetry import configure_tracing
+
+    configure_tracing(f"gatherly-{args.worker}")
+    asyncio.run(run_until_signalled(load(WORKERS[args.worker])(settings)))
+    return 0
+
+
+async def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until it ends or SIGTERM/SIGINT arrives, then cancel it."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from gatherly.replay import replay
 
@@ -121,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--since", type=aware_time, required=True, help="ISO 8601 with offset")
     project = commands.add_parser("project", help="run a projection consumer")
     project.add_argument("projection", choices=sorted(PROJECTIONS))
+    work = commands.add_parser("work", help="run one of the other long-running workers")
+    work.add_argument("worker", choices=sorted(WORKERS))
     replay = commands.add_parser("replay", help="drop a projection and rebuild it from the log")
     replay.add_argument("projection", choices=sorted(PROJECTIONS))
     members_import = commands.add_parser(
@@ -139,6 +161,7 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "project": cmd_project,
     "republish": cmd_republish,
     "replay": cmd_replay,
+    "work": cmd_work,
     "import-members": cmd_import_members,
 }
 

@@ -26,3 +26,6 @@ SCHEMAS: dict[str, str] = {
 WRITERS: tuple[str, ...] = ("members", "events", "engagement")
 # Projection name -> factory "module:function" returning a gatherly.projection.Projection.
 PROJECTIONS: dict[str, str] = {"kpi": "services.kpi.projections:build_projection"}
+# Other long-running workers: name -> "module:function", an `async def main(settings) -> None`
+# that runs until cancelled (`gatherly work <name>`; `gatherly up` runs each as `work-<name>`).
+WORKERS: dict[str, str] = {}

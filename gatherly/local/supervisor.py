@@ -25,6 +25,7 @@ from gatherly.local.preflight import admin_key_of, check_ports, claim_data_dir
 from gatherly.local.process import NotReady, spawn, stop_process, tail, write_pid_file
 from gatherly.local.traefik import Traefik, loopback, service_urls
 from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WRITERS
+from gatherly.registry import WORKERS as OTHER_WORKERS
 from gatherly.settings import EMBEDDED_DATABASE, Settings
 
 log = logging.getLogger("gatherly.up")
@@ -34,6 +35,7 @@ HTTP_APPS = tuple(APPS)
 WORKERS = {
     **{f"relay-{schema}": ["relay", schema] for schema in WRITERS},
     **{f"project-{name}": ["project", name] for name in PROJECTIONS},
+    **{f"work-{name}": ["work", name] for name in OTHER_WORKERS},
 }
 PORTS = ("postgres", "nats", "gateway", "traefik_admin", *HTTP_APPS)
 
