@@ -3,6 +3,7 @@ rebuild and bad input."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -81,7 +82,12 @@ async def answers(client: httpx.AsyncClient, community: str) -> dict[str, object
                                     headers={"X-Gatherly-Community": community})
         assert response.status_code == 200, response.text
         found[name] = {k: v for k, v in response.json().items() if k != "community_id"}
-    return found
+    # Ids differ between communities; the names behind them do not.
+    text = json.dumps(found)
+    for name in ("p1", "e1"):
+        text = text.replace(History(community).id(name), name)
+    loaded: dict[str, object] = json.loads(text)
+    return loaded
 
 
 async def test_the_kpis_count_a_known_history_exactly(

@@ -14,7 +14,8 @@ from gatherly.projection import ProjectionRunner
 from gatherly.replay import replay
 from gatherly.settings import Settings
 from services.kpi.projections import KpiProjection
-from services.kpi.queries import members_by_day
+from services.kpi.queries.members import members_kpi
+from services.kpi.queries.window import Window
 from tests.helpers import eventually, joined, left, running, stream_deliveries
 
 STORE = EventStore(source="/gatherly/members")
@@ -45,9 +46,9 @@ async def today_counts(settings: Settings) -> tuple[int, int, int]:
     engine = create_engine(settings.database, "kpi")
     today = datetime.now(UTC).date()
     async with engine.connect() as conn:
-        [day] = await members_by_day(conn, "c1", today, today)
+        day = await members_kpi(conn, "c1", Window(today, today, "day", "UTC"))
     await engine.dispose()
-    return day.joined, day.left, day.total
+    return day["joined"], day["left"], day["total"]
 
 
 async def test_the_projection_counts_every_join_and_leave_once(settings: Settings) -> None:
