@@ -13,7 +13,7 @@ from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
 from gatherly.web import Problem, install_service_basics, problem_response
-from services.engagement import api, api_people
+from services.engagement import api, api_people, inbound
 from services.engagement.deps import problem_of
 from services.engagement.domain import DomainError
 from services.engagement.handlers import EngagementHandlers, VersionMismatch
@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ingest = IngestHandlers(engine, store)
     install_service_basics(app, settings, engine)
     _install_domain_errors(app)
+    app.include_router(inbound.router)
     app.include_router(api.router)
     app.include_router(api_people.router)
     return app

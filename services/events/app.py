@@ -12,7 +12,7 @@ from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
 from gatherly.web import Problem, install_service_basics, problem_response
-from services.events import api, followups_api
+from services.events import api, followups_api, inbound
 from services.events.handlers import EventHandlers, EventNotFound, VersionMismatch
 from services.events.state import DomainError
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_service_basics(app, settings, engine)
     _install_domain_errors(app)
+    app.include_router(inbound.router)
     app.include_router(api.router)
     app.include_router(followups_api.router)
     return app

@@ -14,7 +14,7 @@ from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
 from gatherly.web import BodyLimit, Problem, install_service_basics, problem_response
-from services.members import api, api_import
+from services.members import api, api_import, inbound
 from services.members.domain import DomainError
 from services.members.handlers import MemberHandlers, MemberNotFound, VersionMismatch
 from services.members.importer import MemberImporter
@@ -40,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_service_basics(app, settings, engine)
     _allow_large_imports(app, settings.members_import_max_bytes)
     _install_domain_errors(app)
+    app.include_router(inbound.router)
     app.include_router(api_import.router)
     app.include_router(api.router)
     return app
