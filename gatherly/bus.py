@@ -27,7 +27,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ class PullConsumer:
             messages = await self._subscription.fetch(batch, timeout=wait)
         except (NatsTimeout, TimeoutError):
             return []
-        except (ConnectionClosedError, NoServersError) as error:
+        except (ConnectionClosedError, NoServersError, ServiceUnavailableError) as error:
+            # No responders: the stream or consumer leader is being re-elected (cluster failover).
             raise BusUnavailable(str(error)) from error
         return [_delivery(message) for message in messages]
 
@@ -99,11 +100,20 @@ def _delivery(message: Msg) -> Delivery:
     )
 
 
+def servers(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222`: every node of a cluster, so a new connection made while
+    one node is down still finds the others."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
 async def reachable(url: str, connect_timeout: float = 2.0) -> bool:
     """Whether a NATS server answers at `url` (readiness probes)."""
     try:
         client = await nats.connect(
-            url, connect_timeout=connect_timeout, allow_reconnect=False, max_reconnect_attempts=0
+            servers(url),
+            connect_timeout=connect_timeout,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
         )
     except Exception:
         return False
@@ -134,7 +144,7 @@ class Bus:
 
         try:
             client = await nats.connect(
-                url,
+                servers(url),
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
