@@ -13,6 +13,7 @@ APPS: dict[str, tuple[str, str]] = {
     "events": ("services.events.app:create_app", "events_port"),
     "engagement": ("services.engagement.app:create_app", "engagement_port"),
     "edge": ("gateway.edge.app:create_app", "edge_port"),
+    "webhooks": ("services.webhooks.app:create_app", "webhooks_port"),
 }
 # Postgres schema -> the package holding its Alembic migrations (kernel tables come first).
 SCHEMAS: dict[str, str] = {
@@ -21,11 +22,15 @@ SCHEMAS: dict[str, str] = {
     "events": "services.events.migrations",
     "engagement": "services.engagement.migrations",
     "edge": "gateway.edge.migrations",
+    "webhooks": "services.webhooks.migrations",
 }
 # Schemas whose event store an outbox relay publishes.
-WRITERS: tuple[str, ...] = ("members", "events", "engagement")
+WRITERS: tuple[str, ...] = ("members", "events", "engagement", "webhooks")
 # Projection name -> factory "module:function" returning a gatherly.projection.Projection.
-PROJECTIONS: dict[str, str] = {"kpi": "services.kpi.projections:build_projection"}
+PROJECTIONS: dict[str, str] = {
+    "kpi": "services.kpi.projections:build_projection",
+    "webhooks": "services.webhooks.projection:build_projection",
+}
 # Other long-running workers: name -> "module:function", an `async def main(settings) -> None`
 # that runs until cancelled (`gatherly work <name>`; `gatherly up` runs each as `work-<name>`).
-WORKERS: dict[str, str] = {}
+WORKERS: dict[str, str] = {"webhooks-delivery": "services.webhooks.delivery:main"}

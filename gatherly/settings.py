@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     events_port: int = 7484
     engagement_port: int = 7485
     webhooks_port: int = 7486
+    inbound_port: int = 7487
     traefik_admin_port: int = 7489
 
     admin_key: SecretStr | None = None
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=1_000_000, ge=1)
+
+    # Inbound webhooks: how far a Standard Webhooks `webhook-timestamp` may be from now, and the
+    # owning services' base URLs when they are not at host:<service>_port (containers).
+    inbound_signature_tolerance_seconds: float = Field(default=300.0, gt=0)
+    inbound_service_urls: dict[str, str] = Field(default_factory=dict)
 
     # Follow-up duties of a finished event are due this many days after its end, unless set.
     followup_due_days: int = Field(default=7, ge=0)
@@ -75,6 +81,19 @@ class Settings(BaseSettings):
     # JetStream replicas of the stream when a relay or projector creates it (3 on a 3-node
     # cluster); unset keeps an existing stream's replicas and creates a new one with 1.
     stream_replicas: int | None = Field(default=None, ge=1, le=5)
+
+    # Outbound webhooks (services/webhooks). The retry schedule is Standard Webhooks' (5 s to
+    # 10 h over eight attempts) times `webhook_retry_scale` (tests shrink it); an endpoint whose
+    # attempts all fail for `webhook_disable_after_failing_hours` is disabled. http:// and
+    # loopback endpoints are refused unless allowed (local development and tests only).
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_disable_after_failing_hours: float = Field(default=120.0, gt=0)
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0)
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_concurrency: int = Field(default=64, ge=1)
+    allow_http_webhooks: bool = False
+    allow_loopback_webhooks: bool = False
 
     @property
     def database(self) -> str:
