@@ -13,6 +13,7 @@ decide, append", inside the delivery's single transaction.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -131,6 +132,17 @@ def verify_standard_webhook(
 def sign_standard_webhook(secret: str, webhook_id: str, moment: datetime, body: bytes) -> str:
     """The `webhook-signature` value a sender computes (for partners' docs and the tests)."""
     return _signer(secret).sign(webhook_id, moment, body.decode())
+
+
+def is_standard_secret(secret: str) -> bool:
+    """A key Standard Webhooks can sign with: `whsec_` and base64 of 24 to 64 random bytes."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return False
+    return 24 <= len(raw) <= 64
 
 
 def _signer(secret: str) -> Webhook:

@@ -14,6 +14,7 @@ APPS: dict[str, tuple[str, str]] = {
     "engagement": ("services.engagement.app:create_app", "engagement_port"),
     "edge": ("gateway.edge.app:create_app", "edge_port"),
     "webhooks": ("services.webhooks.app:create_app", "webhooks_port"),
+    "inbound": ("services.inbound.app:create_app", "inbound_port"),
 }
 # Postgres schema -> the package holding its Alembic migrations (kernel tables come first).
 SCHEMAS: dict[str, str] = {
@@ -23,6 +24,7 @@ SCHEMAS: dict[str, str] = {
     "engagement": "services.engagement.migrations",
     "edge": "gateway.edge.migrations",
     "webhooks": "services.webhooks.migrations",
+    "inbound": "services.inbound.migrations",
 }
 # Schemas whose event store an outbox relay publishes.
 WRITERS: tuple[str, ...] = ("members", "events", "engagement", "webhooks")
