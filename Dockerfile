@@ -18,8 +18,8 @@ ENV PATH=/opt/gatherly/bin:$PATH \
     GATHERLY_DATA_DIR=/app/data
 WORKDIR /app
 USER gatherly
-# The apps' default ports (members 7481, kpi 7482, edge 7483, events 7484, engagement 7485), the
-# relays' metrics (7490-7492) and the projector's (7495).
-EXPOSE 7481 7482 7483 7484 7485 7490 7491 7492 7495
+# The apps' default ports (members 7481, kpi 7482, edge 7483, events 7484, engagement 7485,
+# webhooks 7486, inbound 7487), the relays' metrics (7490-7493) and the projectors' (7495-7496).
+EXPOSE 7481 7482 7483 7484 7485 7486 7487 7490 7491 7492 7493 7495 7496
 ENTRYPOINT ["gatherly"]
 CMD ["--help"]

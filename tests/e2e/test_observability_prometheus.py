@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from bench.system import RunningSystem
-from gatherly.registry import PROJECTIONS, WRITERS
+from gatherly.registry import APPS, PROJECTIONS, WRITERS
 from tests.unit.test_deploy_dashboards import DASHBOARDS, dashboard_metrics, expressions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -74,8 +74,7 @@ def free_block(size: int) -> int:
 def loopback_targets(system: RunningSystem, relays: int, projectors: int) -> dict[str, int]:
     """The compose `service` label of each scrape target -> its port on this machine."""
     env = system.env
-    ports = {app: int(env[f"GATHERLY_{app.upper()}_PORT"]) for app in ("members", "kpi",
-                                                                        "events", "engagement")}
+    ports = {app: int(env[f"GATHERLY_{app.upper()}_PORT"]) for app in APPS if app != "edge"}
     ports |= {f"relay-{schema}": relays + i for i, schema in enumerate(WRITERS)}
     ports |= {f"project-{name}": projectors + i for i, name in enumerate(PROJECTIONS)}
     ports["traefik"] = int(env["GATHERLY_TRAEFIK_ADMIN_PORT"])

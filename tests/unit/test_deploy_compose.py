@@ -15,7 +15,7 @@ import yaml
 
 from gatherly.cli import build_parser
 from gatherly.metrics import projector_metrics_port, relay_metrics_port
-from gatherly.registry import APPS, PROJECTIONS, WRITERS
+from gatherly.registry import APPS, PROJECTIONS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,7 @@ def test_every_app_relay_and_projection_of_the_registry_runs() -> None:
     assert {("serve", app) for app in APPS} <= commands
     assert {("relay", schema) for schema in WRITERS} <= commands
     assert {("project", name) for name in PROJECTIONS} <= commands
+    assert {("work", name) for name in WORKERS} <= commands
     assert ("migrate",) in commands
 
 
@@ -71,7 +72,7 @@ def test_every_gatherly_variable_is_one_the_code_reads(name: str) -> None:
 
 def test_every_healthcheck_asks_the_port_settings_give_the_process() -> None:
     for name, service in GATHERLY.items():
-        if service["command"] == ["migrate"]:
+        if service["command"][0] in ("migrate", "work"):  # no endpoint to ask
             continue
         probe = " ".join(service["healthcheck"]["test"])
         port = int(re.search(r"127\.0\.0\.1:(\d+)/", probe).group(1))  # type: ignore[union-attr]
@@ -98,7 +99,7 @@ def test_prometheus_scrapes_every_metrics_endpoint_at_its_port() -> None:
                 scraped[host] = int(port)
     for name, service in GATHERLY.items():
         # The edge app's traffic is measured by Traefik, which every request passes.
-        if service["command"] in (["migrate"], ["serve", "edge"]):
+        if service["command"] == ["serve", "edge"] or service["command"][0] in ("migrate", "work"):
             continue
         assert scraped.get(name) == expected_port(name), name
     admin = re.search(r"admin:\s*\n\s*address: \":(\d+)\"",
@@ -116,7 +117,7 @@ def test_start_order_waits_for_health_and_migrations() -> None:
             continue
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert service["depends_on"]["nats"]["condition"] == "service_healthy"
-        assert "healthcheck" in service, name
+        assert "healthcheck" in service or service["command"][0] == "work", name
     for name in ("postgres", "nats", "traefik"):
         assert "healthcheck" in SERVICES[name], name
 
@@ -144,5 +145,5 @@ def test_the_image_runs_gatherly_and_exposes_every_port() -> None:
     exposed = {int(p) for line in dockerfile.splitlines() if line.startswith("EXPOSE")
                for p in line.split()[1:]}
     for name, service in GATHERLY.items():
-        if service["command"] != ["migrate"]:
+        if service["command"][0] not in ("migrate", "work"):
             assert expected_port(name) in exposed, name

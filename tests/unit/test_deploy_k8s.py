@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from gatherly.cli import build_parser
-from gatherly.registry import APPS, PROJECTIONS, WRITERS
+from gatherly.registry import APPS, PROJECTIONS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -47,7 +47,7 @@ def test_every_process_is_deployed_with_a_real_command_and_replicas() -> None:
             commands[tuple(args)] = deployment
             assert deployment["spec"]["replicas"] > 1, f"{name}: one replica is one failure away"
     wanted = ({("serve", a) for a in APPS} | {("relay", w) for w in WRITERS}
-              | {("project", p) for p in PROJECTIONS})
+              | {("project", p) for p in PROJECTIONS} | {("work", w) for w in WORKERS})
     assert wanted <= set(commands)
     assert of_kind("Deployment")["traefik"]["spec"]["replicas"] > 1
 
