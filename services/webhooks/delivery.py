@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -78,19 +79,23 @@ class DeliveryWorker:
         for head in heads:
             task = asyncio.create_task(self._work_line(client, head))
             self._busy[head.subscription_id] = task
-            task.add_done_callback(lambda _, s=head.subscription_id: self._done(s))
+            task.add_done_callback(self._on_done(head.subscription_id))
 
-    def _done(self, subscription_id: str) -> None:
-        self._busy.pop(subscription_id, None)
-        self._wake.set()  # a line that stopped may have a later head due: look again now
+    def _on_done(self, subscription_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self._busy.pop(subscription_id, None)
+            self._wake.set()  # a line that stopped may have a later head due: look again now
+
+        return done
 
     async def _work_line(self, client: httpx.AsyncClient, head: Claimed | None) -> None:
         while head is not None and not self.stopping.is_set():
+            current = head
             try:
-                head = await self._deliver(client, head)
+                head = await self._deliver(client, current)
             except RETRYABLE as error:
                 # The lease runs out and the head is claimed again: nothing is lost.
-                log.warning("webhooks delivery %d: %s", head.id, error)
+                log.warning("webhooks delivery %d: %s", current.id, error)
                 return
 
     async def _deliver(self, client: httpx.AsyncClient, head: Claimed) -> Claimed | None:
@@ -117,7 +122,8 @@ class DeliveryWorker:
         attempts = head.attempts + 1
         if outcome is Verdict.DELIVERED:
             await queue.finish(conn, head.id, "delivered", attempts)
-            await queue.mark_endpoint(conn, head.subscription_id, failing=False)
+            if endpoint.failing_since is not None:
+                await queue.mark_endpoint(conn, head.subscription_id, failing=False)
             return endpoint.enabled
         now = utc_now()
         if outcome is Verdict.RETRY:
