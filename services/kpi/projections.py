@@ -27,11 +27,13 @@ class KpiProjection:
 
     async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
         ids = await identity.identities(conn, batch)
+        # Rewrite what is stored before writing this batch, whose rows already carry the
+        # pseudonym: the other way round, a row of both kinds for one key would collide.
+        await identity.erase(conn, batch)
         await members.apply(conn, batch, ids)
         await engagement.apply(conn, batch)
         await events.apply(conn, batch, ids)
         await identity.record_activity(conn, batch, ids)
-        await identity.erase(conn, batch)
         communities = sorted({e.community_id for e in batch})
         await conn.execute(
             text("SELECT pg_notify(:n, c) FROM unnest(CAST(:cs AS text[])) c"),

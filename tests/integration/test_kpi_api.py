@@ -142,10 +142,14 @@ async def test_an_erased_member_is_not_identified_and_the_counts_stay(
     late.add("event.attended", "e1", T0 + timedelta(days=3), member_id="@m2", channel="offline",
              checked_in_at=T0 + timedelta(days=3), walk_in=False)
     late.add("member.erased", "m2", T0 + timedelta(days=20), erased_at=T0 + timedelta(days=20))
+    # In the erasure's batch, another fact by the member in a minute already recorded for them.
+    late.add("content.viewed", "v9", T0, content_id="@p1", channel="telegram", count=1,
+             viewed_at=T0, member_id="@m0")
     await publish(settings, late.facts)
     await project(settings, len(late.facts))
     after = await answers(client, "c1")
     assert after["members"] == before["members"]
+    assert after["views"]["total"] == before["views"]["total"] + 1
     assert after["events"]["attended"] == before["events"]["attended"] + 1
     erased = [history.id("m0"), history.id("m2")]
     engine = client._transport.app.state.engine  # type: ignore[attr-defined]

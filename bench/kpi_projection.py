@@ -1,0 +1,93 @@
+"""KPI projection throughput: facts/s through the real ProjectionRunner (fetch, fold, write,
+checkpoint, ack) as a ratio to raw nats-py fetch + ack of the same messages, in the same run.
+
+`python -m bench.kpi_projection [facts]` starts its own embedded Postgres and NATS (no fsync per
+write: this measures the consumer, not the disk) and uses the oracle's random history."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from gatherly.bus import Bus
+from gatherly.db import create_engine
+from gatherly.local.nats import EmbeddedNats
+from gatherly.local.postgres import EmbeddedPostgres
+from gatherly.migrate import migrate
+from gatherly.projection import ProjectionRunner
+from gatherly.settings import Settings
+from services.kpi.projections import KpiProjection
+from tests.conftest import free_port
+from tests.integration.test_kpi_oracle_history import generate
+from tests.integration.test_kpi_support import publish
+
+
+async def raw_fetch_ack(settings: Settings, total: int) -> float:
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="raw")
+    consumer = await bus.pull_consumer("raw", start_sequence=1, ack_wait=30,
+                                       max_ack_pending=settings.projection_batch_size * 4)
+    started, seen = time.perf_counter(), 0
+    while seen < total:
+        batch = await consumer.fetch(settings.projection_batch_size, wait=2.0)
+        for delivery in batch:
+            await delivery.ack()
+        seen += len(batch)
+    elapsed = time.perf_counter() - started
+    await bus.close()
+    return total / elapsed
+
+
+async def projected(settings: Settings, total: int) -> float:
+    engine = create_engine(settings.database, "kpi", pool_size=2)
+    runner = ProjectionRunner(settings, KpiProjection(), engine)
+    started = time.perf_counter()
+    task = asyncio.create_task(runner.run())
+    while runner.applied < total:  # noqa: ASYNC110 (the runner exposes a counter, no event)
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    runner.stopping.set()
+    await task
+    await engine.dispose()
+    return total / elapsed
+
+
+async def run(root: Path, limit: int) -> None:
+    pg = EmbeddedPostgres(root / "pg", free_port(), root / "pg.log")
+    nats = EmbeddedNats(root / "nats", free_port(), root / "nats.log", sync_always=False)
+    pg.start()
+    nats.start()
+    try:
+        conn = await asyncpg.connect(pg.url("postgres"))
+        await conn.execute("CREATE DATABASE bench")
+        await conn.close()
+        settings = Settings(database_url=pg.url("bench"), nats_url=nats.url,
+                            stream_name=f"B{uuid.uuid4().hex[:8].upper()}")
+        await asyncio.to_thread(migrate, settings.database, "kpi", "services.kpi.migrations")
+        bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="bench")
+        await bus.ensure_stream(duplicate_window=60)
+        await bus.close()
+        facts = generate(seed=1)[:limit]
+        await publish(settings, facts)
+        raw = await raw_fetch_ack(settings, len(facts))
+        kpi = await projected(settings, len(facts))
+        print(f"{len(facts)} facts: raw fetch+ack {raw:,.0f}/s, KPI projection {kpi:,.0f}/s,"
+              f" ratio {kpi / raw:.2f} (goal >= 0.6)")
+    finally:
+        nats.stop()
+        pg.stop()
+
+
+def main() -> None:
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    with tempfile.TemporaryDirectory() as root:
+        asyncio.run(run(Path(root), limit))
+
+
+if __name__ == "__main__":
+    main()
