@@ -55,6 +55,10 @@ def merged_document(client: httpx.Client) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+# Partner platforms push facts here; they authenticate with a signature, not an API key.
+SIGNED_BY_THE_PLATFORM = {"/v1/communities/{community_id}/inbound/{source}"}
+
+
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         (method.upper(), path)
@@ -99,7 +103,7 @@ def test_another_communitys_key_gets_404_on_every_route_and_changes_nothing(
         joined = operator.post(f"/v1/communities/{a}/members", json={"channel": "vk"},
                                headers={"Authorization": f"Bearer {a_secret}"})
         assert joined.status_code == 201, joined.text
-        ids = {"member_id": joined.json()["id"], "key_id": a_key_id}
+        ids = {"member_id": joined.json()["id"], "key_id": a_key_id, "source": "no-such-source"}
         document = merged_document(operator)
         a_before = operator.get(f"/v1/communities/{a}").json()
     routes = operations(document)
@@ -111,6 +115,10 @@ def test_another_communitys_key_gets_404_on_every_route_and_changes_nothing(
         for method, path in routes:
             # A's community in the path: refused at the gateway, whatever the route.
             response = client.request(method, fill(path, a, ids), json={})
+            if path in SIGNED_BY_THE_PLATFORM:
+                # No API key here: the delivery's signature is the credential, and it is missing.
+                assert response.status_code in (401, 404), (method, path, response.text)
+                continue
             assert response.status_code == 404, (method, path, response.text)
             if method != "HEAD":
                 assert response.headers["content-type"] == "application/problem+json"
