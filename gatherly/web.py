@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -240,6 +240,22 @@ def community_scope(
     if x_gatherly_community == community_id or (not x_gatherly_community and "admin" in scopes):
         return community_id
     raise Problem(404, "Not Found", f"no community {community_id!r}")
+
+
+# A community id is also a NATS subject token (DESIGN §6): no dots, spaces or wildcards.
+COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
+CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
+Community = Annotated[str, Depends(community_scope)]
+
+
+def parse_if_match(if_match: str | None) -> int | None:
+    """The aggregate version an `If-Match` names (our ETags are versions), or None if absent."""
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError as error:
+        raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 
 
 def require_scope(scopes_header: str | None, scope: str) -> None:

@@ -7,13 +7,20 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.edge import store
-from gatherly.web import Problem, community_scope, decode_cursor, encode_cursor, require_scope
+from gatherly.web import (
+    Community,
+    CommunityPath,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    parse_if_match,
+    require_scope,
+)
 
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 CHANNEL = r"^[a-z][a-z0-9_]{1,31}$"
 
@@ -109,17 +116,6 @@ def operator_only(x_gatherly_key_id: Annotated[str | None, Header()] = None) -> 
         raise Problem(403, "Forbidden", "managing communities needs the operator key")
 
 
-def parse_if_match(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as error:
-        raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
-
-
-Community = Annotated[str, Depends(community_scope)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Operator = Depends(operator_only)
 
 

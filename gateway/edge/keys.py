@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.edge import key_secrets, store
-from gateway.edge.communities import COMMUNITY_ID, Community
-from gatherly.web import Problem, decode_cursor, encode_cursor, require_scope
+from gatherly.web import (
+    Community,
+    CommunityPath,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    require_scope,
+)
 
 Scope = Literal["read", "write", "admin"]
 
@@ -74,7 +80,6 @@ def public(key: store.KeyRecord) -> KeyPublic:
     )
 
 
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Admin = Depends(admin_scope)
 
 

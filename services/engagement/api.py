@@ -10,18 +10,18 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from gatherly.envelope import utc_now
-from gatherly.web import Problem, decode_cursor, encode_cursor
+from gatherly.web import (
+    Community,
+    CommunityPath,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    parse_if_match,
+)
 from services.engagement import batch, views
 from services.engagement.batch import AddReaction, Outcome, RemoveReaction, View
 from services.engagement.batch_http import aware_moment, outcome_result, parse_batch
-from services.engagement.deps import (
-    Community,
-    CommunityPath,
-    Handlers,
-    Ingest,
-    parse_if_match,
-    problem_of,
-)
+from services.engagement.deps import Handlers, Ingest, problem_of
 from services.engagement.handlers import ArchiveContent, DescribeContent, PublishContent
 from services.engagement.ingest import CountViews
 from services.engagement.schemas import (

@@ -9,9 +9,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from gatherly.envelope import utc_now
-from gatherly.web import Problem, decode_cursor, encode_cursor
+from gatherly.web import (
+    Community,
+    CommunityPath,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    parse_if_match,
+)
 from services.engagement import people_views
-from services.engagement.deps import Community, CommunityPath, Handlers, parse_if_match
+from services.engagement.deps import Handlers
 from services.engagement.feedback import FeedbackStatus
 from services.engagement.handlers import AdvanceFeedback, Introduce, SubmitFeedback, Thank
 from services.engagement.people_views import QueuePosition

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 
-from gatherly.web import Problem, community_scope
+from gatherly.web import (
+    Problem,
+)
 from services.engagement.domain import DomainError
 from services.engagement.handlers import EngagementHandlers
 from services.engagement.ingest import IngestHandlers
-
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 def _handlers(request: Request) -> EngagementHandlers:
@@ -24,19 +24,8 @@ def _ingest(request: Request) -> IngestHandlers:
     return ingest
 
 
-Community = Annotated[str, Depends(community_scope)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Handlers = Annotated[EngagementHandlers, Depends(_handlers)]
 Ingest = Annotated[IngestHandlers, Depends(_ingest)]
-
-
-def parse_if_match(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as error:
-        raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 
 
 def problem_of(error: DomainError) -> Problem:

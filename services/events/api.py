@@ -7,11 +7,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.envelope import DomainEvent, utc_now
-from gatherly.web import Problem, community_scope, decode_cursor, encode_cursor
+from gatherly.web import (
+    Community,
+    CommunityPath,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    parse_if_match,
+)
 from services.events import domain, listings
 from services.events.handlers import CheckIn, EventHandlers, Outcome, ScheduleEvent, Target
 from services.events.schemas import (
@@ -34,8 +41,6 @@ from services.events.schemas import (
 from services.events.state import CommunityEvent, Format
 from services.events.views import Details
 
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
-
 router = APIRouter(prefix="/v1/communities/{community_id}/events", tags=["events"])
 
 
@@ -49,20 +54,9 @@ def engine(request: Request) -> AsyncEngine:
     return found
 
 
-Community = Annotated[str, Depends(community_scope)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Handlers = Annotated[EventHandlers, Depends(handlers)]
 Engine = Annotated[AsyncEngine, Depends(engine)]
 IfMatch = Annotated[str | None, Header()]
-
-
-def parse_if_match(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as error:
-        raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 
 
 def target(community: str, event_id: uuid.UUID, if_match: str | None = None) -> Target:

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.envelope import utc_now
-from gatherly.web import Problem, decode_cursor, encode_cursor
+from gatherly.web import Community, CommunityPath, Problem, decode_cursor, encode_cursor
 from services.events import domain, listings
-from services.events.api import Community, CommunityPath, Engine, Handlers, IfMatch, target
+from services.events.api import Engine, Handlers, IfMatch, target
 from services.events.schemas import (
     FollowupAssign,
     FollowupDone,

@@ -16,13 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.envelope import utc_now
 from gatherly.inbound import SignatureRefused, constant_time_equal, verify_standard_webhook
-from gatherly.web import Problem
+from gatherly.web import CommunityPath, Problem
 from services.inbound import commands, sources, telegram, vk
 from services.inbound.dispatch import Dispatcher, PartRefused, PartUnavailable
 from services.inbound.mapped import Mapped, Unmappable
 from services.inbound.sources import Kind, Source
 
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
 SOURCE_NAME = sources.SOURCE_NAME.pattern
 router = APIRouter()
 
@@ -39,7 +38,6 @@ def _dispatcher(request: Request) -> Dispatcher:
 
 Engine = Annotated[AsyncEngine, Depends(_engine)]
 Deliver = Annotated[Dispatcher, Depends(_dispatcher)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 SourcePath = Annotated[str, Path(pattern=SOURCE_NAME)]
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from gatherly.envelope import utc_now
-from gatherly.web import Problem, community_scope
+from gatherly.web import Community, CommunityPath, Problem
 from services.kpi.live import kpi_events
 from services.kpi.queries.beyond import active_kpi, followups_kpi, retention_kpi, roles_kpi
 from services.kpi.queries.channels import channels_kpi
@@ -23,13 +23,10 @@ from services.kpi.queries.members import members_kpi
 from services.kpi.queries.summary import summary_kpi
 from services.kpi.queries.window import BadWindow, Granularity, Window
 
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 router = APIRouter(prefix="/v1/communities/{community_id}/kpis", tags=["kpis"])
 
-Community = Annotated[str, Depends(community_scope)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 SlaHours = Annotated[float, Query(gt=0, le=24 * 365, description="feedback SLA, hours")]
 
 

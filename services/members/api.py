@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
 from gatherly.envelope import utc_now
-from gatherly.web import Problem, community_scope, decode_cursor, encode_cursor
+from gatherly.web import (
+    Community,
+    CommunityPath,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    parse_if_match,
+)
 from services.members import history, views
 from services.members.domain import ROLES, MemberStatus
 from services.members.handlers import (
@@ -36,8 +43,6 @@ from services.members.schemas import (
 from services.members.search import MemberFilter, search
 from services.members.views import MemberView
 
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
-
 router = APIRouter(prefix="/v1/communities/{community_id}/members", tags=["members"])
 
 
@@ -46,20 +51,9 @@ def handlers(request: Request) -> MemberHandlers:
     return handlers
 
 
-Community = Annotated[str, Depends(community_scope)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Handlers = Annotated[MemberHandlers, Depends(handlers)]
 IfMatch = Annotated[str | None, Header()]
 Role = Annotated[str, Path(description=f"one of {', '.join(ROLES)}")]
-
-
-def parse_if_match(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as error:
-        raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 
 
 def answer(view: MemberView, response: Response) -> MemberPublic:

@@ -11,8 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
-from gatherly.web import Problem
-from services.members.api import Community, CommunityPath
+from gatherly.web import Community, CommunityPath, Problem
 from services.members.import_rows import ImportFormat, UnreadableImport
 from services.members.importer import ImportReport, MemberImporter
 

@@ -6,9 +6,16 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from gatherly.web import Problem, community_scope, decode_cursor, encode_cursor, require_scope
+from gatherly.web import (
+    CommunityPath,
+    community_scope,
+    decode_cursor,
+    encode_cursor,
+    parse_if_match,
+    require_scope,
+)
 from services.webhooks import views
 from services.webhooks.handlers import (
     ChangeSubscription,
@@ -33,8 +40,6 @@ from services.webhooks.schemas import (
     public,
 )
 
-COMMUNITY_ID = r"^[A-Za-z0-9_-]{1,64}$"
-
 
 def admin_of_community(
     community: Annotated[str, Depends(community_scope)],
@@ -52,22 +57,12 @@ def handlers(request: Request) -> WebhookHandlers:
 
 router = APIRouter(prefix="/v1/communities/{community_id}/webhooks", tags=["webhooks"])
 Community = Annotated[str, Depends(admin_of_community)]
-CommunityPath = Annotated[str, Path(pattern=COMMUNITY_ID)]
 Handlers = Annotated[WebhookHandlers, Depends(handlers)]
 IfMatch = Annotated[str | None, Header()]
 
 
 def etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
-
-
-def parse_if_match(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as error:
-        raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 
 
 @router.post("", status_code=201, response_model=SubscriptionWithSecret)
