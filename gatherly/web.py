@@ -52,6 +52,14 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+class VersionMismatch(Exception):
+    """The caller's `If-Match` names a version the resource no longer has: 412, with its ETag."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the resource is at version {current}")
+        self.current = current
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if problem.detail:
@@ -116,6 +124,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             request.url.path,
         )
 
+    async def on_stale(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, VersionMismatch)
+        problem = Problem(
+            412, "Precondition Failed", str(error), headers={"ETag": f'"{error.current}"'}
+        )
+        return problem_response(problem, request.url.path)
+
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         if _database_unavailable(error):
             log.warning("database unavailable: %s", error)
@@ -132,6 +147,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ConcurrencyConflict, on_conflict)
+    app.add_exception_handler(VersionMismatch, on_stale)
     # Infrastructure errors get their own entries: Starlette re-raises whatever reaches the
     # catch-all `Exception` handler, and uvicorn then drops the keep-alive connection, which the
     # gateway reports to the next request on it as a 502.

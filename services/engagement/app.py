@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
-from gatherly.web import Problem, install_service_basics, problem_response
+from gatherly.web import install_service_basics, problem_response
 from services.engagement import api, api_people, inbound
 from services.engagement.deps import problem_of
 from services.engagement.domain import DomainError
-from services.engagement.handlers import EngagementHandlers, VersionMismatch
+from services.engagement.handlers import EngagementHandlers
 from services.engagement.ingest import IngestHandlers
 
 SCHEMA = "engagement"
@@ -48,12 +48,5 @@ def _install_domain_errors(app: FastAPI) -> None:
         assert isinstance(error, DomainError)
         return problem_response(problem_of(error), request.url.path)
 
-    async def on_stale(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, VersionMismatch)
-        problem = Problem(
-            412, "Precondition Failed", str(error), headers={"ETag": f'"{error.current}"'}
-        )
-        return problem_response(problem, request.url.path)
 
     app.add_exception_handler(DomainError, on_domain)
-    app.add_exception_handler(VersionMismatch, on_stale)

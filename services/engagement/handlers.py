@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gatherly.envelope import DomainEvent, Envelope, utc_now
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
+from gatherly.web import VersionMismatch
 from services.engagement import connections, content, feedback, people_views, views
 from services.engagement.content import Content
 from services.engagement.domain import DomainError, NotFound
@@ -95,12 +96,6 @@ class Thank:
 FeedbackStep = Callable[..., list[DomainEvent]]
 
 
-class VersionMismatch(Exception):
-    """The caller's If-Match names a version the aggregate no longer has."""
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the resource is at version {current}")
-        self.current = current
 
 
 class EngagementHandlers:

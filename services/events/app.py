@@ -13,7 +13,7 @@ from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
 from gatherly.web import Problem, install_service_basics, problem_response
 from services.events import api, followups_api, inbound
-from services.events.handlers import EventHandlers, EventNotFound, VersionMismatch
+from services.events.handlers import EventHandlers, EventNotFound
 from services.events.state import DomainError
 
 SCHEMA = "events"
@@ -57,13 +57,6 @@ def _install_domain_errors(app: FastAPI) -> None:
     async def on_missing(request: Request, error: Exception) -> JSONResponse:
         return problem_response(Problem(404, "Not Found", f"no event {error}"), request.url.path)
 
-    async def on_stale(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, VersionMismatch)
-        problem = Problem(
-            412, "Precondition Failed", str(error), headers={"ETag": f'"{error.current}"'}
-        )
-        return problem_response(problem, request.url.path)
 
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(EventNotFound, on_missing)
-    app.add_exception_handler(VersionMismatch, on_stale)

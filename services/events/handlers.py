@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gatherly.envelope import DomainEvent, Envelope
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
+from gatherly.web import VersionMismatch
 from services.events import domain, views
 from services.events.state import CommunityEvent, DomainError, Format, evolve, replay
 from services.events.views import Details
@@ -24,12 +25,6 @@ class EventNotFound(Exception):
     pass
 
 
-class VersionMismatch(Exception):
-    """The caller's If-Match names a version the event no longer has."""
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the event is at version {current}")
-        self.current = current
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from gatherly.settings import Settings
 from gatherly.web import BodyLimit, Problem, install_service_basics, problem_response
 from services.members import api, api_import, inbound
 from services.members.domain import DomainError
-from services.members.handlers import MemberHandlers, MemberNotFound, VersionMismatch
+from services.members.handlers import MemberHandlers, MemberNotFound
 from services.members.importer import MemberImporter
 from services.members.personal import ProfileError
 
@@ -85,14 +85,7 @@ def _install_domain_errors(app: FastAPI) -> None:
     async def on_missing(request: Request, error: Exception) -> JSONResponse:
         return problem_response(Problem(404, "Not Found", f"no member {error}"), request.url.path)
 
-    async def on_stale(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, VersionMismatch)
-        problem = Problem(
-            412, "Precondition Failed", str(error), headers={"ETag": f'"{error.current}"'}
-        )
-        return problem_response(problem, request.url.path)
 
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(ProfileError, on_profile)
     app.add_exception_handler(MemberNotFound, on_missing)
-    app.add_exception_handler(VersionMismatch, on_stale)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gatherly.envelope import DomainEvent, Envelope, new_event_id
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
+from gatherly.web import VersionMismatch
 from services.members import domain, personal, views
 from services.members.domain import Member, MemberStatus
 from services.members.personal import Profile
@@ -76,12 +77,6 @@ class MemberNotFound(Exception):
     pass
 
 
-class VersionMismatch(Exception):
-    """The caller's If-Match names a version the member no longer has."""
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the member is at version {current}")
-        self.current = current
 
 
 Decision = Callable[[Member], list[DomainEvent]]

@@ -16,7 +16,7 @@ from gatherly.settings import Settings
 from gatherly.web import Problem, install_service_basics, problem_response
 from services.webhooks import api
 from services.webhooks.domain import WebhookRuleError
-from services.webhooks.handlers import SubscriptionNotFound, VersionMismatch, WebhookHandlers
+from services.webhooks.handlers import SubscriptionNotFound, WebhookHandlers
 from services.webhooks.projection import SCHEMA
 
 
@@ -47,12 +47,6 @@ def _install_domain_errors(app: FastAPI) -> None:
         problem = Problem(404, "Not Found", f"no webhook {error}")
         return problem_response(problem, request.url.path)
 
-    async def on_stale(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, VersionMismatch)
-        problem = Problem(412, "Precondition Failed", str(error),
-                          headers={"ETag": f'"{error.current}"'})
-        return problem_response(problem, request.url.path)
 
     app.add_exception_handler(WebhookRuleError, on_rule)
     app.add_exception_handler(SubscriptionNotFound, on_missing)
-    app.add_exception_handler(VersionMismatch, on_stale)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gatherly import contracts
 from gatherly.envelope import utc_now
 from gatherly.settings import Settings
+from gatherly.web import VersionMismatch
 from services.webhooks import views
 from services.webhooks.domain import check_patterns, new_secret
 from services.webhooks.egress import checked_endpoint
@@ -41,10 +42,6 @@ class SubscriptionNotFound(Exception):
     pass
 
 
-class VersionMismatch(Exception):
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the subscription is at version {current}")
-        self.current = current
 
 
 class WebhookHandlers:
