@@ -1,7 +1,10 @@
 """The kernel's event pipeline against raw nats-py baselines, same servers, same run.
 
 - relay: store → stream, vs raw `js.publish_async` with `Nats-Msg-Id` of the same payloads;
-- projection: stream → Postgres (the KPI members projection), vs raw `fetch` + `ack`.
+- projection: stream → Postgres, vs raw `fetch` + `ack`. The projection is the kernel's runner
+  with the smallest useful read model (joins per community per day, one upsert per batch), so
+  the ratio is the runner's own cost; the full KPI projection has its own bench
+  (`bench.kpi_projection`).
 
 Both servers are embedded ones started here, with the configuration `gatherly up` uses
 (JetStream `sync_interval: always`). Run: `.venv/bin/python -m bench.pipeline [events]`.
@@ -14,10 +17,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench.system import free_ports
 from gatherly.db import create_engine
@@ -29,7 +35,27 @@ from gatherly.migrate import migrate
 from gatherly.outbox import Relay
 from gatherly.projection import ProjectionRunner
 from gatherly.settings import Settings
-from services.kpi.projections import KpiProjection
+
+
+class DailyJoins:
+    """Joins per community per day: what the walking skeleton's KPI projection was."""
+
+    name = "bench-daily-joins"
+    schema = "kpi"
+
+    async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+        counts = Counter((e.community_id, e.time.date()) for e in events)
+        await conn.execute(
+            text(
+                "INSERT INTO bench_daily_joins AS d (community_id, day, joined)"
+                " SELECT * FROM unnest(CAST(:c AS text[]), CAST(:d AS date[]), CAST(:j AS int[]))"
+                " ON CONFLICT (community_id, day) DO UPDATE SET joined = d.joined + excluded.joined"
+            ),
+            {"c": [c for c, _ in counts], "d": [d for _, d in counts], "j": list(counts.values())},
+        )
+
+    async def reset(self, conn: AsyncConnection) -> None:
+        await conn.execute(text("TRUNCATE bench_daily_joins"))
 
 
 def member_joins(count: int) -> list[Envelope]:
@@ -118,7 +144,12 @@ async def measure(count: int, root: Path) -> dict[str, float]:
 
         results["raw fetch+ack"] = await raw_fetch_ack(server.url, settings.stream_name, count)
         kpi = create_engine(settings.database, "kpi")
-        runner = ProjectionRunner(settings, KpiProjection(), kpi)
+        async with kpi.begin() as conn:
+            await conn.execute(text(
+                "CREATE TABLE bench_daily_joins (community_id text, day date, joined int,"
+                " PRIMARY KEY (community_id, day))"
+            ))
+        runner = ProjectionRunner(settings, DailyJoins(), kpi)
         started = time.perf_counter()
         task = asyncio.create_task(runner.run())
         await wait_for(lambda: runner.applied >= count)
