@@ -29,14 +29,16 @@ async def measure_freshness(
     kpi = f"{gateway}/v1/communities/{community}/kpis/members"
     acknowledged: list[float] = []
     visible_at: dict[int, float] = {}
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+    # Two sessions: a watcher queued behind slow writes in a shared pool would see late.
+    async with aiohttp.ClientSession(headers=headers) as watching, aiohttp.ClientSession(
+        headers=headers, connector=aiohttp.TCPConnector(limit=64)
+    ) as session:
         done = asyncio.Event()
 
         async def watch() -> None:
             seen, deadline = 0, None
             while seen < writes:
-                async with session.get(kpi) as response:
+                async with watching.get(kpi) as response:
                     response.raise_for_status()
                     total = int((await response.json())["total"])
                 now = time.perf_counter()

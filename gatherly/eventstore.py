@@ -20,7 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gatherly import contracts
 from gatherly.envelope import DomainEvent, Envelope, new_event_id
 
-WAKE_CHANNEL = "gatherly_events"
+
+def wake_channel(source: str) -> str:
+    """The NOTIFY channel a store's relay listens on: one per service, since channels are
+    database-wide and every relay woken by every service's appends would poll for nothing."""
+    return "gatherly_events_" + source.rstrip("/").rsplit("/", 1)[-1].replace("-", "_")
 
 
 class ConcurrencyConflict(Exception):
@@ -67,6 +71,7 @@ class EventStore:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.wake_channel = wake_channel(source)
 
     async def append(
         self,
@@ -124,7 +129,7 @@ class EventStore:
             first = envelopes[0]
             raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
         # A hint only: the relay also polls, so a lost notification delays, never loses.
-        await conn.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+        await conn.execute(text(f"NOTIFY {self.wake_channel}"))
 
     async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
         result = await conn.execute(

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gatherly.bus import Bus, BusUnavailable, OutgoingMessage
 from gatherly.db import create_engine
 from gatherly.envelope import Envelope
-from gatherly.eventstore import START, WAKE_CHANNEL, EventStore, Position
+from gatherly.eventstore import START, EventStore, Position
 from gatherly.metrics import RelayMetrics, relay_metrics_port, sample_every, serve_metrics
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.telemetry import context_from_traceparent, trace_headers, tracer
@@ -76,7 +76,7 @@ class Relay:
             while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                 if await self._sleep(1.0):
                     return
-            await leader.add_listener(WAKE_CHANNEL, lambda *_: self._wake.set())
+            await leader.add_listener(self.store.wake_channel, lambda *_: self._wake.set())
             self.metrics.leader.set(1)
             bus = await Bus.connect(
                 self.settings.nats,

@@ -21,15 +21,19 @@ TRACER_NAME = "gatherly"
 
 
 def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -> None:
-    """Install a tracer provider once per process.
+    """Install a tracer provider once per process, when spans have somewhere to go: OTLP when
+    `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or `exporter` (tests use an in-memory one).
 
-    Spans are always created (so a trace id reaches the stored event); they are exported over OTLP
-    when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or to `exporter` (tests use an in-memory one).
+    Without either, no spans are recorded (they cost CPU on every request for nobody), but a
+    trace context that arrives with a request (Traefik's, a client's) still travels on: into
+    the stored event, the NATS headers and the consumer's links.
     """
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         if exporter is not None:
             current.add_span_processor(SimpleSpanProcessor(exporter))
+        return
+    if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is not None:
