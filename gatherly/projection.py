@@ -16,8 +16,6 @@ import logging
 import signal
 import time
 import zlib
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
@@ -36,6 +34,7 @@ from gatherly.metrics import (
     serve_metrics,
 )
 from gatherly.settings import Settings, to_libpq_url
+from gatherly.settlement import BatchOutcome, Watermark, order_batch
 from gatherly.telemetry import link_to, tracer
 
 log = logging.getLogger(__name__)
@@ -59,12 +58,6 @@ class GenerationChanged(Exception):
     """The projection was reset for a rebuild; restart from its new checkpoint."""
 
 
-@dataclass
-class BatchOutcome:
-    applied: list[Delivery] = field(default_factory=list)
-    duplicates: list[Delivery] = field(default_factory=list)
-    deferred: list[Delivery] = field(default_factory=list)
-    poison: list[Delivery] = field(default_factory=list)
 
 
 def leader_key(projection: str) -> int:
@@ -82,9 +75,8 @@ class ProjectionRunner:
         # The checkpoint is a watermark: every stream sequence at or below it is settled. A
         # message settled above it (JetStream may deliver out of order) waits here until the
         # sequences below it are settled too.
-        self._watermark = 0
-        self._settled_above: set[int] = set()
-        self._pending_watermark: tuple[int, set[int]] = (0, set())
+        self.watermark = Watermark()
+        self._pending = Watermark()
         self.applied = 0
         self.metrics = ProjectionMetrics(projection.name, settings.stream_name)
 
@@ -118,7 +110,7 @@ class ProjectionRunner:
 
     async def _consume_while_leader(self, leader: asyncpg.Connection) -> None:
         checkpoint, self.generation = await self.checkpoint()
-        self._watermark, self._settled_above = checkpoint, set()
+        self.watermark = Watermark(checkpoint)
         bus = await Bus.connect(
             self.settings.nats, stream=self.settings.stream_name, name=self.projection.name
         )
@@ -147,7 +139,7 @@ class ProjectionRunner:
     async def _sample_lag(self, bus: Bus) -> None:
         last = await bus.last_sequence()
         self.metrics.stream_last.set(last)
-        self.metrics.lag.set(max(0, last - self._watermark))
+        self.metrics.lag.set(max(0, last - self.watermark.value))
 
     async def _consume(self, consumer: PullConsumer, leader: asyncpg.Connection) -> None:
         """Fetch the next batch while the current one is applied: the stream and the database
@@ -185,14 +177,14 @@ class ProjectionRunner:
             started = time.perf_counter()
             async with self.engine.begin() as conn:
                 outcome = await self._apply_in(conn, deliveries)
-            self._watermark, self._settled_above = self._pending_watermark
+            self.watermark = self._pending
             self._measure(len(deliveries), time.perf_counter() - started)
             return outcome
 
     def _measure(self, batch_size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(batch_size)
         self.metrics.batch_duration.observe(seconds)
-        self.metrics.checkpoint.set(self._watermark)
+        self.metrics.checkpoint.set(self.watermark.value)
         self.metrics.last_batch.set(time.time())
 
     async def _apply_in(self, conn: AsyncConnection, deliveries: list[Delivery]) -> BatchOutcome:
@@ -218,7 +210,8 @@ class ProjectionRunner:
                 log.error("%s: poison message %d: %s", name, delivery.stream_sequence, error)
                 outcome.poison.append(delivery)
         applied = await self._applied_versions(conn, {e.subject for e in envelopes.values()})
-        to_apply = self._order(deliveries, envelopes, applied, outcome)
+        to_apply = order_batch(deliveries, envelopes, applied, outcome)
+        self._pending = self.watermark.advanced(outcome.settled, row.stream_seq)
         if to_apply:
             await self.projection.apply(conn, to_apply)
             await self._record_versions(conn, to_apply)
@@ -227,48 +220,11 @@ class ProjectionRunner:
                 "UPDATE projection_checkpoint SET stream_seq = :s, updated_at = now()"
                 " WHERE projection = :p"
             ),
-            {"p": name, "s": self._advance(outcome, row.stream_seq)},
+            {"p": name, "s": self._pending.value},
         )
         return outcome
 
-    def _order(
-        self,
-        deliveries: list[Delivery],
-        envelopes: dict[int, Envelope],
-        applied: dict[str, int],
-        outcome: BatchOutcome,
-    ) -> list[Envelope]:
-        """Each aggregate's next versions in order; older ones are duplicates, later ones wait."""
-        by_stream: dict[str, list[Delivery]] = defaultdict(list)
-        for delivery in deliveries:
-            if delivery.stream_sequence in envelopes:
-                by_stream[envelopes[delivery.stream_sequence].subject].append(delivery)
-        to_apply: list[Envelope] = []
-        for stream_id, stream_deliveries in by_stream.items():
-            stream_deliveries.sort(key=lambda d: envelopes[d.stream_sequence].sequence)
-            version = applied.get(stream_id, 0)
-            for delivery in stream_deliveries:
-                envelope = envelopes[delivery.stream_sequence]
-                if envelope.sequence <= version:
-                    outcome.duplicates.append(delivery)
-                elif envelope.sequence == version + 1:
-                    to_apply.append(envelope)
-                    outcome.applied.append(delivery)
-                    version = envelope.sequence
-                else:
-                    outcome.deferred.append(delivery)
-        return to_apply
 
-    def _advance(self, outcome: BatchOutcome, stored: int) -> int:
-        """The new watermark after this batch (not yet committed: the caller writes it)."""
-        watermark = max(self._watermark, stored)
-        settled = self._settled_above | {
-            d.stream_sequence for d in [*outcome.applied, *outcome.duplicates, *outcome.poison]
-        }
-        while watermark + 1 in settled:
-            watermark += 1
-        self._pending_watermark = (watermark, {s for s in settled if s > watermark})
-        return watermark
 
     async def _applied_versions(self, conn: AsyncConnection, streams: set[str]) -> dict[str, int]:
         if not streams:
