@@ -22,6 +22,7 @@ from services.engagement.domain import (
 
 VIEWED = "gatherly.content.viewed"
 VIEWS_COUNTED = "gatherly.content.views_counted"
+REACTIONS_COUNTED = "gatherly.content.reactions_counted"
 REACTION_ADDED = "gatherly.reaction.added"
 REACTION_REMOVED = "gatherly.reaction.removed"
 
@@ -59,6 +60,19 @@ class CounterSnapshot:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReactionCount:
+    """A platform's anonymous count of one reaction kind on an item (no member behind it)."""
+
+    id: str
+    content_id: str
+    counter: str
+    kind: str
+    total: int
+    as_of: datetime
+    version: int
+
+
 def require_publication(content: Publication | None, content_id: str) -> Publication:
     if content is None:
         raise DomainError(f"no content item {content_id} in this community", field="content_id")
@@ -89,23 +103,51 @@ def count_views(
 ) -> list[DomainEvent]:
     """A counter's total as of a moment. The same snapshot again records nothing; an older one,
     or another total for the same moment, is refused: re-importing must never change the count."""
-    require_channel(counter, field="counter")
-    if total < 0:
-        raise DomainError("total cannot be negative", field="total")
-    _dated(content, as_of, now, field="as_of")
-    if snapshot is not None:
-        if snapshot.as_of == as_of and snapshot.total == total:
-            return []
-        if as_of <= snapshot.as_of:
-            raise Stale(
-                f"the {counter} counter already has a snapshot as of"
-                f" {snapshot.as_of.isoformat()}", field="as_of",
-            )
+    if not _newer_snapshot(snapshot, content, counter=counter, total=total, as_of=as_of,
+                           now=now, what=f"the {counter} counter"):
+        return []
     data = {
         "content_id": content.id, "channel": require_channel(channel or content.channel),
         "counter": counter, "total": total, "as_of": as_of.isoformat(),
     }
     return [DomainEvent(VIEWS_COUNTED, data, as_of)]
+
+
+def count_reactions(
+    snapshot: ReactionCount | None, content: Publication, *, counter: str, kind: str,
+    total: int, as_of: datetime, now: datetime, channel: str | None = None,
+) -> list[DomainEvent]:
+    """A platform's count of one reaction kind as of a moment: the same rules as `count_views`
+    (the latest `as_of` replaces earlier ones; an older snapshot is refused, the same again
+    records nothing), per (content, counter, kind)."""
+    require_reaction_kind(kind)
+    if not _newer_snapshot(snapshot, content, counter=counter, total=total, as_of=as_of,
+                           now=now, what=f"the {counter} count of {kind!r} reactions"):
+        return []
+    data = {
+        "content_id": content.id, "channel": require_channel(channel or content.channel),
+        "counter": counter, "kind": kind, "total": total, "as_of": as_of.isoformat(),
+    }
+    return [DomainEvent(REACTIONS_COUNTED, data, as_of)]
+
+
+def _newer_snapshot(
+    snapshot: CounterSnapshot | ReactionCount | None, content: Publication, *, counter: str,
+    total: int, as_of: datetime, now: datetime, what: str,
+) -> bool:
+    """True when this snapshot is to be recorded; False when it is the current one again."""
+    require_channel(counter, field="counter")
+    if total < 0:
+        raise DomainError("total cannot be negative", field="total")
+    _dated(content, as_of, now, field="as_of")
+    if snapshot is None:
+        return True
+    if snapshot.as_of == as_of and snapshot.total == total:
+        return False
+    if as_of <= snapshot.as_of:
+        raise Stale(f"{what} already has a snapshot as of {snapshot.as_of.isoformat()}",
+                    field="as_of")
+    return True
 
 
 def add_reaction(

@@ -1,4 +1,5 @@
-"""HTTP routes for content, views, counter snapshots, reactions and the batch path."""
+"""HTTP routes for content, views, counter snapshots, reactions, reaction counts and the batch
+path."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from services.engagement.batch import AddReaction, Outcome, RemoveReaction, View
 from services.engagement.batch_http import aware_moment, outcome_result, parse_batch
 from services.engagement.deps import Handlers, Ingest, problem_of
 from services.engagement.handlers import ArchiveContent, DescribeContent, PublishContent
-from services.engagement.ingest import CountViews
+from services.engagement.ingest import CountReactions, CountViews
 from services.engagement.schemas import (
     ContentArchive,
     ContentCreate,
@@ -31,6 +32,7 @@ from services.engagement.schemas import (
     ContentPublic,
     ContentUpdate,
     CounterSnapshotCreate,
+    ReactionCountCreate,
     ReactionCreate,
     ReactionPublic,
     ViewCreate,
@@ -140,6 +142,24 @@ async def record_counter_snapshot(
     response.status_code = 201 if recorded else 200
     return {"id": snapshot.id, "content_id": snapshot.content_id, "counter": snapshot.counter,
             "total": snapshot.total, "as_of": snapshot.as_of, "version": snapshot.version}
+
+
+@router.post("/content/{content_id}/reaction-counts", response_model=None)
+async def record_reaction_count(
+    community_id: CommunityPath, content_id: uuid.UUID, body: ReactionCountCreate,
+    response: Response, community: Community, ingest: Ingest,
+) -> dict[str, Any]:
+    """A platform's anonymous count of one reaction kind as of a moment (no member). The same
+    snapshot again: 200, nothing recorded; an older one (or another total for the same moment):
+    409, nothing recorded."""
+    count, recorded = await ingest.count_reactions(CountReactions(
+        community_id=community, content_id=str(content_id), counter=body.counter,
+        kind=body.kind, total=body.total, as_of=body.as_of, channel=body.channel,
+    ))
+    response.status_code = 201 if recorded else 200
+    return {"id": count.id, "content_id": count.content_id, "counter": count.counter,
+            "kind": count.kind, "total": count.total, "as_of": count.as_of,
+            "version": count.version}
 
 
 @router.post("/reactions", status_code=201, response_model=ReactionPublic)

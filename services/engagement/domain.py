@@ -82,3 +82,8 @@ def reaction_id(content_id: str, member_id: str, kind: str) -> str:
 def counter_id(content_id: str, counter: str) -> str:
     """One stream per (content, counter): a channel's view counter is one aggregate."""
     return str(uuid.uuid5(uuid.UUID(content_id), f"views_counted:{counter}"))
+
+
+def reaction_counter_id(content_id: str, counter: str, kind: str) -> str:
+    """One stream per (content, counter, kind): a platform's anonymous count of one reaction."""
+    return str(uuid.uuid5(uuid.UUID(content_id), f"{counter}:{kind}"))

@@ -10,6 +10,9 @@ A platform's post is named by its own reference (`content_ref`: channel + the pl
 the post); its content id is derived from the reference, so the same post is one item however
 often it is reported. A platform reports what is so: a reaction on a post Gatherly never saw
 published, or the removal of a reaction never recorded, records nothing and is listed as skipped.
+So does a reaction count older than the one recorded (platforms deliver out of order; the public
+API refuses it with 409), and a count of 0 for a kind never counted (a mapper reports every kind
+it knows, so that a kind gone from a post drops to 0; nothing to record while none was seen).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from gatherly.telemetry import current_traceparent
 from gatherly.web import Problem
 from services.engagement import content, views
 from services.engagement.batch import AddReaction, Fact, RemoveReaction, View
-from services.engagement.domain import CONTENT_KINDS, NotFound
+from services.engagement.domain import CONTENT_KINDS, NotFound, Stale, reaction_counter_id
 from services.engagement.handlers import EngagementHandlers, SubmitFeedback
-from services.engagement.ingest import IngestHandlers
+from services.engagement.ingest import CountReactions, IngestHandlers
 
 PART = "engagement"
 CONTENT_REFS = uuid.uuid5(uuid.NAMESPACE_URL, "https://gatherly.dev/inbound/content")
@@ -80,6 +83,17 @@ class React(OnContent):
     at: AwareDatetime | None = None
 
 
+class CountReactionsOf(OnContent):
+    """A platform's anonymous count of one reaction kind on a post, as of a moment."""
+
+    op: Literal["count_reactions"]
+    counter: str = Field(min_length=2, max_length=32)
+    kind: str = Field(min_length=2, max_length=32)
+    total: int = Field(ge=0)
+    as_of: AwareDatetime
+    channel: str | None = Field(default=None, min_length=2, max_length=32)
+
+
 class GiveFeedback(Strict):
     op: Literal["feedback"]
     member_id: uuid.UUID
@@ -91,7 +105,8 @@ class GiveFeedback(Strict):
     submitted_at: AwareDatetime | None = None
 
 
-Command = Annotated[PublishContent | ViewContent | React | GiveFeedback, Field(discriminator="op")]
+Command = Annotated[PublishContent | ViewContent | React | CountReactionsOf | GiveFeedback,
+                    Field(discriminator="op")]
 
 
 class Part(Strict):
@@ -142,7 +157,28 @@ class _Recorder:
                 submitted_at=command.submitted_at or utc_now(),
             ))
             return {"op": command.op, "id": entry.feedback.id, "recorded": True}
+        if isinstance(command, CountReactionsOf):
+            return await self._count_reactions(command)
         return await self._on_content(command)
+
+    async def _count_reactions(self, command: CountReactionsOf) -> dict[str, Any]:
+        content_id = await self._content_id(command)
+        if content_id is None:
+            return {"op": command.op, "recorded": False,
+                    "skipped": "no content item was published from this reference"}
+        stream = reaction_counter_id(content_id, command.counter, command.kind)
+        if command.total == 0 and await views.get_reaction_count(self.conn, stream) is None:
+            return {"op": command.op, "recorded": False,
+                    "skipped": f"no {command.kind!r} reactions were counted yet"}
+        try:
+            count, recorded = await self.ingest.count_reactions(CountReactions(
+                community_id=self.community_id, content_id=content_id, counter=command.counter,
+                kind=command.kind, total=command.total, as_of=command.as_of,
+                channel=command.channel,
+            ))
+        except Stale as stale:
+            return {"op": command.op, "recorded": False, "skipped": str(stale)}
+        return {"op": command.op, "id": count.id, "recorded": recorded}
 
     async def _publish(self, command: PublishContent) -> dict[str, Any]:
         content_id = content_id_of(self.community_id, command.content_ref)
@@ -175,7 +211,7 @@ class _Recorder:
                     "skipped": "there is no such reaction to remove"}
         raise outcome.error
 
-    async def _content_id(self, command: ViewContent | React) -> str | None:
+    async def _content_id(self, command: ViewContent | React | CountReactionsOf) -> str | None:
         if command.content_id is not None:
             return str(command.content_id)  # ours: an unknown one is refused by the rules
         if command.content_ref is None:

@@ -1,4 +1,4 @@
-"""Views, counter snapshots and reactions: the high-volume path.
+"""Views, counter snapshots (of views and of reactions) and reactions: the high-volume path.
 
 A batch (or a single fact, which is a batch of one) runs in one transaction: one query for the
 content items it names, one for the reaction states it touches, the pure plan, one multi-row
@@ -18,9 +18,9 @@ from gatherly.envelope import Envelope, new_event_id, utc_now
 from gatherly.eventstore import ConcurrencyConflict, EventStore
 from gatherly.telemetry import current_traceparent
 from services.engagement import activity, batch, views
-from services.engagement.activity import CounterSnapshot
+from services.engagement.activity import CounterSnapshot, ReactionCount
 from services.engagement.batch import Fact, Outcome
-from services.engagement.domain import counter_id
+from services.engagement.domain import counter_id, reaction_counter_id
 
 # Two requests racing on the same reaction or counter: the loser re-reads and decides again
 # (and usually finds the fact already recorded). More than a few rounds means real contention.
@@ -38,6 +38,17 @@ class CountViews:
     channel: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CountReactions:
+    community_id: str
+    content_id: str
+    counter: str
+    kind: str
+    total: int
+    as_of: datetime
+    channel: str | None = None
+
+
 class IngestHandlers:
     def __init__(self, engine: AsyncEngine, store: EventStore) -> None:
         self.engine = engine
@@ -50,6 +61,11 @@ class IngestHandlers:
     async def count_views(self, command: CountViews) -> tuple[CounterSnapshot, bool]:
         """The counter's snapshot now, and whether this command recorded it."""
         return await _retrying(lambda: self._count_views_once(command))
+
+    async def count_reactions(self, command: CountReactions) -> tuple[ReactionCount, bool]:
+        """The platform's count of this reaction kind now, and whether this command recorded
+        it."""
+        return await _retrying(lambda: self._count_reactions_once(command))
 
     async def _ingest_once(self, community_id: str, facts: list[Fact]) -> list[Outcome]:
         traceparent = current_traceparent()
@@ -93,6 +109,32 @@ class IngestHandlers:
             await views.save_counter(conn, command.community_id, snapshot,
                                      str(events[0].data["channel"]))
         return snapshot, True
+
+    async def _count_reactions_once(self, command: CountReactions) -> tuple[ReactionCount, bool]:
+        async with self.engine.begin() as conn:
+            found = await views.publications(conn, command.community_id, [command.content_id])
+            content = activity.require_publication(found.get(command.content_id),
+                                                   command.content_id)
+            stream = reaction_counter_id(content.id, command.counter, command.kind)
+            current = await views.get_reaction_count(conn, stream)
+            events = activity.count_reactions(
+                current, content, counter=command.counter, kind=command.kind,
+                total=command.total, as_of=command.as_of, now=utc_now(),
+                channel=command.channel,
+            )
+            if not events:
+                assert current is not None  # only a repeated snapshot decides nothing
+                return current, False
+            envelopes = await self.store.append(
+                conn, stream_id=stream, community_id=command.community_id,
+                expected_version=current.version if current else 0, events=events,
+                traceparent=current_traceparent(),
+            )
+            count = ReactionCount(stream, content.id, command.counter, command.kind,
+                                  command.total, command.as_of, envelopes[-1].sequence)
+            await views.save_reaction_count(conn, command.community_id, count,
+                                            str(events[0].data["channel"]))
+        return count, True
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:

@@ -103,6 +103,14 @@ class CounterSnapshotCreate(Input):
     channel: Channel | None = None
 
 
+class ReactionCountCreate(Input):
+    counter: Channel = Field(description="whose count: telegram, vk, …")
+    kind: Kind
+    total: int = Field(ge=0)
+    as_of: AwareDatetime
+    channel: Channel | None = Field(default=None, description="defaults to the item's channel")
+
+
 class ReactionPublic(BaseModel):
     id: str
     content_id: str

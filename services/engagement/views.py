@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.engagement.activity import CounterSnapshot, Publication, Reaction
+from services.engagement.activity import CounterSnapshot, Publication, Reaction, ReactionCount
 from services.engagement.content import Content
 
 _CONTENT = (
@@ -190,8 +190,39 @@ async def save_counter(
     )
 
 
+async def get_reaction_count(conn: AsyncConnection, counter_id: str) -> ReactionCount | None:
+    row = (
+        await conn.execute(
+            text("SELECT id::text AS id, content_id::text AS content_id, counter, kind, total,"
+                 " as_of, version FROM reaction_counters WHERE id = CAST(:id AS uuid)"),
+            {"id": counter_id},
+        )
+    ).first()
+    if row is None:
+        return None
+    return ReactionCount(row.id, row.content_id, row.counter, row.kind, row.total, row.as_of,
+                         row.version)
+
+
+async def save_reaction_count(
+    conn: AsyncConnection, community_id: str, count: ReactionCount, channel: str
+) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO reaction_counters (id, community_id, content_id, counter, kind, channel,"
+            " total, as_of, version) VALUES (:id, :c, :content, :counter, :kind, :channel,"
+            " :total, :as_of, :version) ON CONFLICT (id) DO UPDATE SET total = excluded.total,"
+            " as_of = excluded.as_of, channel = excluded.channel, version = excluded.version"
+        ),
+        {"id": count.id, "c": community_id, "content": count.content_id,
+         "counter": count.counter, "kind": count.kind, "channel": channel,
+         "total": count.total, "as_of": count.as_of, "version": count.version},
+    )
+
+
 async def content_stats(conn: AsyncConnection, content_id: str) -> dict[str, Any]:
-    """Views (recorded one by one, plus each channel counter's latest total) and live reactions."""
+    """Views (recorded one by one, plus each channel counter's latest total), live reactions
+    (members' own) and the platforms' latest anonymous reaction counts."""
     views = await conn.scalar(
         text("SELECT coalesce(sum(views), 0) FROM content_view_totals"
              " WHERE content_id = CAST(:id AS uuid)"), {"id": content_id})
@@ -201,13 +232,21 @@ async def content_stats(conn: AsyncConnection, content_id: str) -> dict[str, Any
     reactions = await conn.execute(
         text("SELECT kind, count(*) AS n FROM reactions WHERE content_id = CAST(:id AS uuid)"
              " AND active GROUP BY kind ORDER BY kind"), {"id": content_id})
+    reaction_counts = await conn.execute(
+        text("SELECT counter, kind, total, as_of FROM reaction_counters"
+             " WHERE content_id = CAST(:id AS uuid) ORDER BY counter, kind"), {"id": content_id})
     counted = {row.counter: {"total": row.total, "as_of": row.as_of} for row in counters}
+    counted_reactions: dict[str, dict[str, Any]] = {}
+    for row in reaction_counts:
+        counted_reactions.setdefault(row.counter, {})[row.kind] = {
+            "total": row.total, "as_of": row.as_of}
     recorded = int(views or 0)
     return {
         "views": recorded + sum(int(c["total"]) for c in counted.values()),
         "recorded_views": recorded,
         "counters": counted,
         "reactions": {row.kind: int(row.n) for row in reactions},
+        "reaction_counters": counted_reactions,
     }
 
 

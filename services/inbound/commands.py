@@ -107,6 +107,17 @@ class React(OnContent, ByMember):
     at: AwareDatetime | None = None
 
 
+class CountReactions(OnContent):
+    """A platform's anonymous count of one reaction kind (no member), as of a moment."""
+
+    op: Literal["count_reactions"]
+    counter: Slug
+    kind: Slug
+    total: int = Field(ge=0)
+    as_of: AwareDatetime
+    channel: Slug | None = None
+
+
 class Feedback(ByMember):
     op: Literal["feedback"]
     about_kind: Literal["event", "content", "community"]
@@ -118,7 +129,8 @@ class Feedback(ByMember):
 
 
 Command = Annotated[
-    Join | Leave | Register | CheckIn | PublishContent | View | React | Feedback,
+    Join | Leave | Register | CheckIn | PublishContent | View | React | CountReactions
+    | Feedback,
     Field(discriminator="op"),
 ]
 COMMANDS: TypeAdapter[list[Command]] = TypeAdapter(
@@ -129,7 +141,7 @@ OWNER = {
     "join": "members", "leave": "members",
     "register": "events", "check_in": "events",
     "publish_content": "engagement", "view": "engagement", "add_reaction": "engagement",
-    "remove_reaction": "engagement", "feedback": "engagement",
+    "remove_reaction": "engagement", "count_reactions": "engagement", "feedback": "engagement",
 }
 # The members part goes first: it resolves the references the other parts name.
 ORDER = ("members", "events", "engagement")

@@ -22,6 +22,9 @@ KNOWN = (
 )
 # Emoji reactions with a name in our catalogue; any other emoji is the generic `custom` kind.
 EMOJI_KINDS = {"👍": "like", "❤": "love", "❤️": "love", "😍": "love", "🥰": "love"}
+# Every kind `_kind` can answer: a count update lists only the kinds present, so the others are
+# reported as 0 (a kind whose last reaction was withdrawn must drop to 0, not keep its old total).
+COUNTED_KINDS = ("like", "love", "custom", "paid")
 
 
 def map_update(update: Any) -> Mapped:
@@ -45,8 +48,7 @@ def map_update(update: Any) -> Mapped:
     elif kind == "message_reaction":
         _reaction(body, mapped)
     else:
-        mapped.ignored.append("message_reaction_count carries anonymous totals, and a reaction"
-                              " in Gatherly is one member's; nothing recorded")
+        _reaction_count(body, mapped)
     return mapped
 
 
@@ -110,6 +112,28 @@ def _reaction(change: dict[str, Any], mapped: Mapped) -> None:
             if op == "add_reaction":
                 command["channel"] = CHANNEL
             mapped.commands.append(command)
+
+
+def _reaction_count(counts: dict[str, Any], mapped: Mapped) -> None:
+    """One snapshot per kind of ours, as of the update's `date`; emoji of one kind are summed
+    (❤ and 😍 are both `love`), and the kinds absent from the list count 0."""
+    field = "message_reaction_count"
+    chat = obj(counts.get("chat"), field=f"{field}.chat")
+    content = _content(integer(chat.get("id"), field=f"{field}.chat.id"),
+                       integer(counts.get("message_id"), field=f"{field}.message_id"))
+    as_of = moment(counts.get("date"), field=f"{field}.date")
+    totals = dict.fromkeys(COUNTED_KINDS, 0)
+    for entry in _list(counts.get("reactions"), f"{field}.reactions"):
+        entry = obj(entry, field=f"{field}.reactions[]")
+        total = integer(entry.get("total_count"), field=f"{field}.reactions[].total_count")
+        if total < 0:
+            raise Unmappable("total_count cannot be negative",
+                             field=f"{field}.reactions[].total_count")
+        totals[_kind(entry.get("type"))] += total
+    for kind, total in totals.items():
+        mapped.commands.append({"op": "count_reactions", "content_ref": content,
+                                "counter": CHANNEL, "kind": kind, "total": total,
+                                "as_of": as_of, "channel": CHANNEL})
 
 
 def _person(user: Any, field: str, mapped: Mapped) -> tuple[str, str | None] | None:

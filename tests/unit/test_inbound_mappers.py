@@ -63,12 +63,48 @@ def test_telegram_message_reaction_becomes_the_added_and_removed_kinds() -> None
                    ("add_reaction", "love")]
 
 
-def test_telegram_anonymous_reaction_counts_record_nothing_and_say_why() -> None:
-    update = {"update_id": 10004, "message_reaction_count": {
-        "chat": TG_CHANNEL, "message_id": 7, "date": DATE,
-        "reactions": [{"type": {"type": "emoji", "emoji": "👍"}, "total_count": 5}]}}
+def tg_reaction_count(update_id: int, date: int, *reactions: Any) -> dict[str, Any]:
+    """MessageReactionCountUpdated: chat, message_id, date, reactions (ReactionCount: type,
+    total_count), as the Bot API documents it."""
+    return {"update_id": update_id, "message_reaction_count": {
+        "chat": TG_CHANNEL, "message_id": 7, "date": date,
+        "reactions": [{"type": t, "total_count": n} for t, n in reactions]}}
+
+
+def test_telegram_reaction_counts_are_one_snapshot_per_kind_as_of_the_update() -> None:
+    update = tg_reaction_count(
+        10004, DATE, ({"type": "emoji", "emoji": "👍"}, 5), ({"type": "emoji", "emoji": "❤"}, 2),
+        ({"type": "emoji", "emoji": "😍"}, 1), ({"type": "custom_emoji", "custom_emoji_id": "5"}, 3),
+        ({"type": "paid"}, 4))
     mapped = telegram.map_update(update)
-    assert mapped.commands == [] and "anonymous" in mapped.ignored[0]
+    assert mapped.webhook_id == "telegram-update-10004" and mapped.ignored == []
+    post = {"channel": "telegram", "external_ref": "-1009876543210/7"}
+    assert mapped.commands == [
+        {"op": "count_reactions", "content_ref": post, "counter": "telegram", "kind": kind,
+         "total": total, "as_of": "2025-05-01T11:46:40+00:00", "channel": "telegram"}
+        for kind, total in (("like", 5), ("love", 3), ("custom", 3), ("paid", 4))
+    ]
+    commands.COMMANDS.validate_python(mapped.commands)  # our own shapes, owned by engagement
+    assert set(commands.split(mapped.commands)) == {"engagement"}
+
+
+def test_a_reaction_kind_gone_from_the_count_drops_to_zero() -> None:
+    update = tg_reaction_count(10005, DATE, ({"type": "emoji", "emoji": "🔥"}, 1))
+    totals = {c["kind"]: c["total"] for c in telegram.map_update(update).commands}
+    assert totals == {"like": 0, "love": 0, "custom": 1, "paid": 0}
+
+
+@pytest.mark.parametrize("count, reason", [
+    ({"chat": TG_CHANNEL, "message_id": 7, "date": DATE, "reactions": "many"}, "not a list"),
+    ({"chat": TG_CHANNEL, "message_id": 7, "date": DATE,
+      "reactions": [{"type": {"type": "emoji", "emoji": "👍"}, "total_count": -1}]}, "negative"),
+    ({"chat": TG_CHANNEL, "message_id": 7, "date": DATE,
+      "reactions": [{"type": {"type": "sticker"}, "total_count": 1}]}, "reaction type"),
+    ({"chat": TG_CHANNEL, "date": DATE, "reactions": []}, "message_id"),
+])
+def test_malformed_reaction_counts_say_why(count: dict[str, Any], reason: str) -> None:
+    with pytest.raises(Unmappable, match=reason):
+        telegram.map_update({"update_id": 1, "message_reaction_count": count})
 
 
 def test_an_ordinary_chat_message_records_nothing() -> None:
