@@ -16,8 +16,8 @@ CHANNEL = "kpi_changed"
 
 TABLES = (
     "member_changes", "members", "member_roles", "erased_members", "activity", "content",
-    "views", "view_counters", "reaction_facts", "community_events", "registrations",
-    "attendances", "followups", "feedback",
+    "views", "view_counters", "reaction_facts", "reaction_counters", "community_events",
+    "registrations", "attendances", "followups", "feedback",
 )
 
 

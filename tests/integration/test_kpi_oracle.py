@@ -122,8 +122,19 @@ class Oracle:
                     (at(f) - published[f.data["content_id"]]).total_seconds())
         firsts = [min(d) for d in delays.values()]
         every = [s for d in delays.values() for s in d]
+        latest: dict[str, Envelope] = {}  # per (content, counter, kind): its own subject
+        for f in self.by_type["content.reactions_counted"]:
+            old = latest.get(f.subject)
+            if old is None or (at(f, "as_of"), f.data["total"]) > (at(old, "as_of"),
+                                                                    old.data["total"]):
+                latest[f.subject] = f
+        snapshots = Counter()
+        for f in latest.values():
+            if inside(at(f, "as_of")):
+                snapshots[month(at(f, "as_of"))] += f.data["total"]
         return {"added": sum(n for (a, _), n in counted.items() if a),
                 "removed": sum(n for (a, _), n in counted.items() if not a),
+                "counted": sum(snapshots.values()), "counted_per_month": dict(snapshots),
                 "first": (percentile(firsts, 0.5), percentile(firsts, 0.9)),
                 "all": percentile(every, 0.5)}
 
@@ -212,6 +223,10 @@ async def test_every_kpi_equals_the_plain_python_oracle(
         reactions, expected = await get("reactions"), oracle.reactions()
         assert (reactions["added"], reactions["removed"]) == (expected["added"],
                                                               expected["removed"])
+        assert reactions["counted"] == expected["counted"]
+        assert reactions["total"] == expected["added"] - expected["removed"] + expected["counted"]
+        assert {p["start"]: p["counted"] for p in reactions["periods"] if p["counted"]} == (
+            expected["counted_per_month"])
         speed = reactions["speed"]
         assert (speed["first_reaction_seconds"]["median"],
                 speed["first_reaction_seconds"]["p90"]) == pytest.approx(expected["first"])

@@ -1,8 +1,8 @@
 """A random community history for the oracle: members who join, leave, rejoin and are erased;
-content with views, imported counters and reactions; events with registrations, check-ins,
-walk-ins and follow-ups; feedback; introductions and thanks. Every aggregate's facts in order,
-aggregates interleaved at random (late facts: reactions before their content, attendances
-before the join, answers of feedback before others' submissions)."""
+content with views, imported counters, reactions and platforms' reaction counts; events with
+registrations, check-ins, walk-ins and follow-ups; feedback; introductions and thanks. Every
+aggregate's facts in order, aggregates interleaved at random (late facts: reactions before their
+content, attendances before the join, answers of feedback before others' submissions)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def generate(seed: int, scale: int = 1) -> list[Envelope]:
             at = moment(rng, content[p], 90)
             h.add("content.views_counted", f"k{p}", at, content_id=f"@{p}", channel="youtube",
                   counter="youtube", total=rng.randint(0, 5000), as_of=at)
+    for p in rng.sample(list(content), 100 * scale):
+        for _ in range(3):  # a platform's anonymous counts, per kind, in any order too
+            at, kind = moment(rng, content[p], 90), rng.choice(("like", "love", "custom"))
+            h.add("content.reactions_counted", f"q{p}/{kind}", at, content_id=f"@{p}",
+                  channel="telegram", counter="telegram", kind=kind,
+                  total=rng.randint(0, 300), as_of=at)
     for i in range(20000 * scale):
         _reaction(rng, h, f"r{i}", rng.choice(list(content)), content, rng.choice(members))
     for i in range(200 * scale):

@@ -52,8 +52,8 @@ def test_a_later_reaction_count_replaces_an_earlier_one_and_a_repeat_records_not
 def test_an_older_or_conflicting_reaction_count_is_refused(total: int, hours: int) -> None:
     as_of = T0 + timedelta(hours=hours)
     with pytest.raises(Stale) as refused:
-        activity.count_reactions(known(5, T0 + timedelta(hours=2)), ITEM, counter="telegram", kind="like",
-                                 total=total, as_of=as_of, now=NOW)
+        activity.count_reactions(known(5, T0 + timedelta(hours=2)), ITEM, counter="telegram",
+                                 kind="like", total=total, as_of=as_of, now=NOW)
     assert refused.value.status == 409 and refused.value.field == "as_of"
 
 

@@ -74,8 +74,8 @@ def tg_reaction_count(update_id: int, date: int, *reactions: Any) -> dict[str, A
 def test_telegram_reaction_counts_are_one_snapshot_per_kind_as_of_the_update() -> None:
     update = tg_reaction_count(
         10004, DATE, ({"type": "emoji", "emoji": "👍"}, 5), ({"type": "emoji", "emoji": "❤"}, 2),
-        ({"type": "emoji", "emoji": "😍"}, 1), ({"type": "custom_emoji", "custom_emoji_id": "5"}, 3),
-        ({"type": "paid"}, 4))
+        ({"type": "emoji", "emoji": "😍"}, 1),
+        ({"type": "custom_emoji", "custom_emoji_id": "5"}, 3), ({"type": "paid"}, 4))
     mapped = telegram.map_update(update)
     assert mapped.webhook_id == "telegram-update-10004" and mapped.ignored == []
     post = {"channel": "telegram", "external_ref": "-1009876543210/7"}

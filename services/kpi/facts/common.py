@@ -27,6 +27,7 @@ TIME_FIELD = {
     "gatherly.content.published": "published_at",
     "gatherly.content.viewed": "viewed_at",
     "gatherly.content.views_counted": "as_of",
+    "gatherly.content.reactions_counted": "as_of",
     "gatherly.content.archived": "archived_at",
     "gatherly.feedback.submitted": "submitted_at",
 }

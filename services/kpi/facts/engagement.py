@@ -1,6 +1,6 @@
-"""Engagement facts: content, views, view counters, reactions and feedback, each kept by its own
-id. Views and reactions are their own aggregates and may arrive before their content: nothing
-here needs the content, the queries join at read time."""
+"""Engagement facts: content, views, view counters, reactions, reaction counters and feedback,
+each kept by its own id. Views and reactions are their own aggregates and may arrive before
+their content: nothing here needs the content, the queries join at read time."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ FEEDBACK = {
 
 async def apply(conn: AsyncConnection, events: list[Envelope]) -> None:
     content, views, counters, reactions = [], [], {}, []
+    counted: dict[tuple[str, str, str, str], tuple[str, int, datetime]] = {}
     feedback: dict[tuple[str, str], dict[str, Any]] = {}
     for e in events:
         data, at = e.data, fact_time(e)
@@ -34,12 +35,19 @@ async def apply(conn: AsyncConnection, events: list[Envelope]) -> None:
             snapshot = (data["channel"], int(data["total"]), at)
             if key not in counters or _later(snapshot, counters[key]):
                 counters[key] = snapshot
+        elif e.type == "gatherly.content.reactions_counted":
+            kind_key = (e.community_id, str(data["content_id"]), str(data["counter"]),
+                        str(data["kind"]))
+            snapshot = (data["channel"], int(data["total"]), at)
+            if kind_key not in counted or _later(snapshot, counted[kind_key]):
+                counted[kind_key] = snapshot
         elif e.type in REACTIONS:
             reactions.append((e.community_id, e.subject, e.sequence, data["content_id"],
                               data["kind"], data["channel"], REACTIONS[e.type], at))
         elif e.type == "gatherly.feedback.submitted" or e.type in FEEDBACK:
             _fold_feedback(feedback.setdefault((e.community_id, e.subject), {}), e, at)
     await _write_content(conn, content, views, counters, reactions)
+    await _write_reaction_counters(conn, counted)
     await _write_feedback(conn, feedback)
 
 
@@ -90,6 +98,21 @@ async def _write_content(
          ("content_id", "text"), ("kind", "text"), ("channel", "text"), ("added", "bool"),
          ("at", "timestamptz")],
         reactions,
+    )
+
+
+async def _write_reaction_counters(
+    conn: AsyncConnection, counted: dict[tuple[str, str, str, str], tuple[str, int, datetime]]
+) -> None:
+    """Per (content, counter, kind) the latest snapshot, by the same commutative rule as views."""
+    await insert_rows(
+        conn, "reaction_counters",
+        [("community_id", "text"), ("content_id", "text"), ("counter", "text"),
+         ("kind", "text"), ("channel", "text"), ("total", "bigint"), ("as_of", "timestamptz")],
+        [(*key, *snapshot) for key, snapshot in counted.items()],
+        "ON CONFLICT (community_id, content_id, counter, kind) DO UPDATE SET"
+        " channel = excluded.channel, total = excluded.total, as_of = excluded.as_of"
+        " WHERE (excluded.as_of, excluded.total) > (t.as_of, t.total)",
     )
 
 

@@ -1,5 +1,6 @@
-"""Channels that work: per channel, joins (and rejoins), views, reactions, registrations,
-attendances and feedback in the window; ranked by the sum of them, then by name."""
+"""Channels that work: per channel, joins (and rejoins), views, reactions (added, plus platforms'
+latest anonymous counts), registrations, attendances and feedback in the window; ranked by the
+sum of them, then by name."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ SELECT 'views', channel, sum(total) FROM view_counters
 UNION ALL
 SELECT 'reactions', channel, count(*) FROM reaction_facts
  WHERE community_id = :c AND added AND at >= :start AND at < :end GROUP BY 2
+UNION ALL
+SELECT 'reactions', channel, sum(total) FROM reaction_counters
+ WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2
 UNION ALL
 SELECT 'registrations', channel, count(*) FROM registrations
  WHERE community_id = :c AND registered_at IS NOT NULL AND cancelled_at IS NULL

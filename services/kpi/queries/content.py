@@ -1,5 +1,5 @@
-"""Content views (events and imported counters) and reactions: counts per period, channel and
-kind, reaction speed, reactions per view.
+"""Content views (events and imported counters) and reactions (members' own facts and platforms'
+anonymous counts): counts per period, channel and kind, reaction speed, reactions per view.
 
 Quantiles are exact: `percentile_cont` over the stored durations (see docs/kpi.md)."""
 
@@ -20,6 +20,13 @@ VIEWS = f"""
     UNION ALL
     SELECT {bucket('as_of')}, content_id, channel, total FROM view_counters
     WHERE community_id = :c AND as_of >= :start AND as_of < :end
+"""
+
+# A platform's anonymous count: only each (content, counter, kind)'s latest snapshot is kept, and
+# it counts at its `as_of`. It has no member and no moment of reacting, so it is not in `_speed`.
+COUNTED_REACTIONS = f"""
+    SELECT {bucket('as_of')} AS b, channel, kind, sum(total) AS n FROM reaction_counters
+    WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 1, 2, 3
 """
 
 
@@ -61,29 +68,36 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
         ),
         params,
     )).all()
+    snapshots = (await conn.execute(text(COUNTED_REACTIONS), params)).all()
     added = sum(int(r.n) for r in rows if r.added)
     removed = sum(int(r.n) for r in rows if not r.added)
+    counted = sum(int(r.n) for r in snapshots)
     views = (await views_kpi(conn, community, w, limit=0))["total"]
     return {
-        "added": added, "removed": removed, "net": added - removed,
-        "per_view": ratio(added, views),
-        "periods": [_period(rows, s.isoformat()) for s in w.buckets()],
-        "channels": _split(rows, "channel"),
-        "kinds": _split(rows, "kind"),
+        "added": added, "removed": removed, "net": added - removed, "counted": counted,
+        "total": added - removed + counted,
+        "per_view": ratio(added + counted, views),
+        "periods": [_period(rows, snapshots, s.isoformat()) for s in w.buckets()],
+        "channels": _split(rows, snapshots, "channel"),
+        "kinds": _split(rows, snapshots, "kind"),
         "speed": await _speed(conn, params),
     }
 
 
-def _period(rows: list[Any], start: str) -> dict[str, Any]:
+def _period(rows: list[Any], snapshots: list[Any], start: str) -> dict[str, Any]:
     mine = [r for r in rows if r.b.isoformat() == start]
     return {"start": start, "added": sum(int(r.n) for r in mine if r.added),
-            "removed": sum(int(r.n) for r in mine if not r.added)}
+            "removed": sum(int(r.n) for r in mine if not r.added),
+            "counted": sum(int(r.n) for r in snapshots if r.b.isoformat() == start)}
 
 
-def _split(rows: list[Any], attribute: str) -> dict[str, dict[str, int]]:
-    split: dict[str, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0})
+def _split(rows: list[Any], snapshots: list[Any], attribute: str) -> dict[str, dict[str, int]]:
+    split: dict[str, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0,
+                                                            "counted": 0})
     for r in rows:
         split[getattr(r, attribute)]["added" if r.added else "removed"] += int(r.n)
+    for r in snapshots:
+        split[getattr(r, attribute)]["counted"] += int(r.n)
     return dict(sorted(split.items()))
 
 
