@@ -7,6 +7,12 @@ nothing and gets the answer it got the first time. The receipt is claimed first,
 duplicate waits on its unique index until the first commits (then replays) or rolls back (then
 records).
 
+Receipts are kept `retention` (72 h by default, `inbound_receipt_retention_hours`): longer than
+any partner retries a delivery (Telegram for hours, VK a few times over minutes, Standard Webhooks
+senders for about a day; services/inbound/README.md). Older ones are purged in passing, at most
+every `PURGE_EVERY_SECONDS`, by the claim that finds them due; a delivery replayed after that
+would be recorded again, which is why the retention outlasts every retry horizon.
+
 `OneTransaction` lets a service run its existing handlers, each written as "open a transaction,
 decide, append", inside the delivery's single transaction.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +36,11 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 # Standard Webhooks' recommended tolerance: a captured request cannot be replayed later than this.
 DEFAULT_TOLERANCE = timedelta(minutes=5)
 MAX_WEBHOOK_ID = 255
+DEFAULT_RETENTION = timedelta(hours=72)
+PURGE_EVERY_SECONDS = 300.0
+# A purge rides on a delivery's transaction: it is bounded so that the delivery stays quick,
+# and skips rows another purge holds so that two deliveries never wait on each other.
+PURGE_AT_MOST = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +56,17 @@ class Receipt:
 class InboundReceipts:
     """The `inbound_receipts` table of the caller's schema, used inside the caller's transaction."""
 
+    def __init__(
+        self, retention: timedelta = DEFAULT_RETENTION,
+        purge_every_seconds: float = PURGE_EVERY_SECONDS,
+    ) -> None:
+        self.retention = retention
+        self.purge_every_seconds = purge_every_seconds
+        self._last_purge: float | None = None
+
     async def claim(self, conn: AsyncConnection, receipt: Receipt) -> dict[str, Any] | None:
         """None when this part is new (record its facts, then `keep`); else the first answer."""
+        await self._purge_now_and_then(conn)
         names = {"c": receipt.community_id, "s": receipt.source, "w": receipt.webhook_id,
                  "p": receipt.part}
         inserted = await conn.scalar(
@@ -78,6 +99,27 @@ class InboundReceipts:
             {"a": json.dumps(answer, default=str), "c": receipt.community_id,
              "s": receipt.source, "w": receipt.webhook_id, "p": receipt.part},
         )
+
+
+    async def purge(self, conn: AsyncConnection) -> int:
+        """Forget receipts older than the retention (up to `PURGE_AT_MOST`); how many went."""
+        gone = await conn.execute(
+            text(
+                "DELETE FROM inbound_receipts WHERE (community_id, source, webhook_id, part) IN"
+                " (SELECT community_id, source, webhook_id, part FROM inbound_receipts"
+                "  WHERE recorded_at < clock_timestamp() - CAST(:r AS interval)"
+                "  LIMIT :n FOR UPDATE SKIP LOCKED)"
+            ),
+            {"r": self.retention, "n": PURGE_AT_MOST},
+        )
+        return int(gone.rowcount or 0)
+
+    async def _purge_now_and_then(self, conn: AsyncConnection) -> None:
+        now = time.monotonic()
+        if self._last_purge is not None and now - self._last_purge < self.purge_every_seconds:
+            return
+        self._last_purge = now
+        await self.purge(conn)
 
 
 class OneTransaction:

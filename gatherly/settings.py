@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # owning services' base URLs when they are not at host:<service>_port (containers).
     inbound_signature_tolerance_seconds: float = Field(default=300.0, gt=0)
     inbound_service_urls: dict[str, str] = Field(default_factory=dict)
+    # Inbound receipts (a replayed delivery records nothing twice) are kept this long: longer than
+    # Telegram's, VK's and Standard Webhooks senders' retries (services/inbound/README.md).
+    inbound_receipt_retention_hours: float = Field(default=72.0, gt=0)
 
     # Follow-up duties of a finished event are due this many days after its end, unless set.
     followup_due_days: int = Field(default=7, ge=0)

@@ -38,7 +38,6 @@ from services.engagement.ingest import CountReactions, IngestHandlers
 PART = "engagement"
 CONTENT_REFS = uuid.uuid5(uuid.NAMESPACE_URL, "https://gatherly.dev/inbound/content")
 router = APIRouter(include_in_schema=False)
-receipts = InboundReceipts()
 
 
 class Strict(BaseModel):
@@ -123,6 +122,7 @@ def content_id_of(community_id: str, ref: ContentRef) -> str:
 @router.post("/internal/inbound/{source}")
 async def record_part(source: str, part: Part, request: Request) -> dict[str, Any]:
     shared: EngagementHandlers = request.app.state.handlers
+    receipts: InboundReceipts = request.app.state.inbound_receipts
     receipt = Receipt(part.community_id, source, part.webhook_id, PART)
     async with shared.engine.begin() as conn:
         if (answer := await receipts.claim(conn, receipt)) is not None:

@@ -60,15 +60,15 @@ async def views_kpi(
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     params = {"c": community, **w.params()}
-    rows = (await conn.execute(
+    rows: list[Any] = list((await conn.execute(
         text(
             f"SELECT {bucket('at')} AS b, channel, kind, added, count(*) AS n"
             " FROM reaction_facts WHERE community_id = :c AND at >= :start AND at < :end"
             " GROUP BY 1, 2, 3, 4"
         ),
         params,
-    )).all()
-    snapshots = (await conn.execute(text(COUNTED_REACTIONS), params)).all()
+    )).all())
+    snapshots: list[Any] = list((await conn.execute(text(COUNTED_REACTIONS), params)).all())
     added = sum(int(r.n) for r in rows if r.added)
     removed = sum(int(r.n) for r in rows if not r.added)
     counted = sum(int(r.n) for r in snapshots)
