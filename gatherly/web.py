@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gatherly.bus import reachable
 from gatherly.eventstore import ConcurrencyConflict
 from gatherly.metrics import HttpMetrics, metrics_endpoint
+from gatherly.problem_docs import document_problems
 from gatherly.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,21 @@ def _database_unavailable(error: BaseException) -> bool:
     return False
 
 
+def _unstorable_text(error: BaseException) -> bool:
+    """Client text Postgres cannot hold: a NUL character, or a lone surrogate (not UTF-8)."""
+    seen: BaseException | None = error
+    while seen is not None:  # SQLAlchemy wraps the driver's error, which may wrap the codec's
+        if isinstance(
+            seen,
+            UnicodeEncodeError
+            | asyncpg.CharacterNotInRepertoireError
+            | asyncpg.UntranslatableCharacterError,
+        ):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every 4xx and 5xx leaves as application/problem+json, validation errors included."""
 
@@ -132,7 +148,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        if _database_unavailable(error):
+        if _unstorable_text(error):
+            # The write's transaction was rolled back: the input is wrong, nothing is stored.
+            problem = Problem(
+                422, "Invalid text",
+                "text must be UTF-8 without NUL (U+0000) characters or unpaired surrogates",
+            )
+        elif _database_unavailable(error):
             log.warning("database unavailable: %s", error)
             problem = Problem(
                 503, "Service Unavailable", "the database is unreachable; retry shortly",
@@ -151,9 +173,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     # Infrastructure errors get their own entries: Starlette re-raises whatever reaches the
     # catch-all `Exception` handler, and uvicorn then drops the keep-alive connection, which the
     # gateway reports to the next request on it as a 502.
-    for infrastructure in (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+    infrastructure_errors = (
+        DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, UnicodeEncodeError,
+    )
+    for infrastructure in infrastructure_errors:
         app.add_exception_handler(infrastructure, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)
+    # The document says so too: the 422 and the kernel's other problems, on every operation.
+    document_problems(app)
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]

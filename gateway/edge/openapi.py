@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from gatherly.problem_docs import PROBLEM_SCHEMA, declare_problems
+
 log = logging.getLogger(__name__)
 
 SECURITY_SCHEME = {
@@ -24,6 +26,9 @@ SECURITY_SCHEME = {
     "scheme": "bearer",
     "description": "A community API key (`gk_live_…`) or the operator key.",
 }
+# What the gateway itself answers before a request reaches any service: no or a revoked key,
+# a key without the scope, a key over its rate limit.
+GATEWAY_STATUSES = (401, 403, 429)
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 Document = dict[str, Any]
 
@@ -46,6 +51,8 @@ def merge(own: Document, services: dict[str, Document]) -> Document:
         ]
         if not operation["parameters"]:
             del operation["parameters"]
+        declare_problems(operation, GATEWAY_STATUSES)
+    merged["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
     return merged
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
 from gatherly.envelope import utc_now
+from gatherly.problem_docs import documented_problem
 from gatherly.web import (
     Community,
     CommunityPath,
@@ -108,7 +109,8 @@ async def record_rejoin(
     return answer(await members.rejoin(command), response)
 
 
-@router.patch("/{member_id}", response_model=MemberPublic)
+@router.patch("/{member_id}", response_model=MemberPublic,
+              responses={428: documented_problem(428)})
 async def update_profile(
     community_id: CommunityPath, member_id: uuid.UUID, body: ProfileFields, response: Response,
     community: Community, members: Handlers, if_match: IfMatch = None,

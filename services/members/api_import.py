@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
+from gatherly.problem_docs import documented_problem
 from gatherly.web import Community, CommunityPath, Problem
 from services.members.import_rows import ImportFormat, UnreadableImport
 from services.members.importer import ImportReport, MemberImporter
@@ -58,7 +59,8 @@ def import_format(content_type: str | None) -> ImportFormat:
     return FORMATS[media]
 
 
-@router.post("/import", response_model=ImportSummary)
+@router.post("/import", response_model=ImportSummary,
+             responses={415: documented_problem(415)})
 async def import_members(
     community_id: CommunityPath, request: Request, community: Community,
     content_type: Annotated[str | None, Header()] = None,

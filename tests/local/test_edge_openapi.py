@@ -31,11 +31,20 @@ def test_every_service_path_is_merged_with_the_api_key_scheme_and_no_identity_he
         {"members": document("/v1/communities/{community_id}/members", "MemberPublic")},
     )
     assert set(merged["paths"]) == {"/v1/communities", "/v1/communities/{community_id}/members"}
-    assert set(merged["components"]["schemas"]) == {"CommunityPublic", "MemberPublic"}
+    assert set(merged["components"]["schemas"]) == {"CommunityPublic", "MemberPublic", "Problem"}
     assert merged["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     assert merged["security"] == [{"apiKey": []}]
     for item in merged["paths"].values():
         assert [p["name"] for p in item["get"]["parameters"]] == ["limit"]
+
+
+def test_every_operation_declares_the_gateways_own_refusals_as_problems() -> None:
+    merged = merge(document("/v1/communities", "CommunityPublic"), {})
+    responses = merged["paths"]["/v1/communities"]["get"]["responses"]
+    for status in ("401", "403", "429"):
+        content = responses[status]["content"]
+        assert content == {"application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 async def test_the_gateway_document_lists_the_edge_routes_even_when_a_service_is_down() -> None:
