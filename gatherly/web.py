@@ -326,11 +326,16 @@ def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine
     """What every service app has: problem+json errors, health and readiness (database, NATS),
     the body limit, `Idempotency-Key` on POST, RED metrics and `/metrics`, and tracing. Call it
     from `create_app` before including the routers."""
-    # Imported here: gatherly.idempotency builds on this module's problem responses.
+    # Imported here: gatherly.idempotency and gatherly.inbound build on this module.
     from gatherly.idempotency import Idempotency, IdempotencyStore
+    from gatherly.inbound import InboundReceipts
 
     install_problem_handlers(app)
     install_health(app, {"database": database_check(engine), "nats": nats_check(settings.nats)})
+    # Partner deliveries already recorded (services/*/inbound.py), purged after the retention.
+    app.state.inbound_receipts = InboundReceipts(
+        timedelta(hours=settings.inbound_receipt_retention_hours)
+    )
     # Added before BodyLimit, so it runs inside it: the body is bounded before it is buffered.
     retention = timedelta(hours=settings.idempotency_retention_hours)
     app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))

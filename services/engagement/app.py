@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
-from gatherly.inbound import InboundReceipts
 from gatherly.settings import Settings
 from gatherly.web import install_service_basics, problem_response
 from services.engagement import api, api_people, inbound
@@ -37,8 +35,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.handlers = EngagementHandlers(engine, store)
     app.state.ingest = IngestHandlers(engine, store)
-    app.state.inbound_receipts = InboundReceipts(
-        timedelta(hours=settings.inbound_receipt_retention_hours))
     install_service_basics(app, settings, engine)
     _install_domain_errors(app)
     app.include_router(inbound.router)

@@ -22,7 +22,6 @@ from services.events.state import DomainError
 
 PART = "events"
 router = APIRouter(include_in_schema=False)
-receipts = InboundReceipts()
 
 
 class Strict(BaseModel):
@@ -60,6 +59,7 @@ async def record_part(source: str, part: Part, request: Request) -> dict[str, An
     shared: EventHandlers = request.app.state.handlers
     receipt = Receipt(part.community_id, source, part.webhook_id, PART)
     async with shared.engine.begin() as conn:
+        receipts: InboundReceipts = request.app.state.inbound_receipts
         if (answer := await receipts.claim(conn, receipt)) is not None:
             return {**answer, "replayed": True}
         handlers = EventHandlers(

@@ -39,7 +39,6 @@ from services.members.views import MemberView
 
 PART = "members"
 router = APIRouter(include_in_schema=False)
-receipts = InboundReceipts()
 
 
 class Strict(BaseModel):
@@ -92,6 +91,7 @@ async def record_part(source: str, part: Part, request: Request) -> dict[str, An
     shared: MemberHandlers = request.app.state.handlers
     receipt = Receipt(part.community_id, source, part.webhook_id, PART)
     async with shared.engine.begin() as conn:
+        receipts: InboundReceipts = request.app.state.inbound_receipts
         if (answer := await receipts.claim(conn, receipt)) is not None:
             return {**answer, "replayed": True}
         handlers = MemberHandlers(cast(AsyncEngine, OneTransaction(conn)), shared.store)
