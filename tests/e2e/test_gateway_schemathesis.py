@@ -25,7 +25,7 @@ from tests.e2e.test_gateway_isolation import community_with_key, merged_document
 pytestmark = pytest.mark.e2e
 
 # Enough to reach the documented answers of an operation, few enough to stay under 3 minutes.
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 25
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
