@@ -7,10 +7,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from gatherly.local.process import Proc, http_ok, signal_process, spawn, wait_or_kill, wait_until
+from gatherly.local.process import (
+    OwnedProcess,
+    Proc,
+    http_ok,
+    signal_process,
+    spawn,
+    wait_or_kill,
+    wait_until,
+)
 
 
-class Child:
+class Child(OwnedProcess):
     def __init__(
         self,
         name: str,
@@ -25,18 +33,6 @@ class Child:
         self.log_path = log_dir / f"{name}.log"
         self.health_url = health_url
         self._proc: Proc | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
 
     def spawn(self) -> None:
         """Start the process and return at once."""

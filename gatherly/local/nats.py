@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-from gatherly.local.process import Proc, spawn, stop_process, wait_until
+from gatherly.local.process import OwnedProcess, Proc, spawn, stop_process, wait_until
 
 PROBE_INBOX = b"_INBOX.gatherly-probe"
 
@@ -74,7 +74,7 @@ def jetstream_ready(host: str, port: int, timeout: float = 2.0) -> bool:
     return False
 
 
-class EmbeddedNats:
+class EmbeddedNats(OwnedProcess):
     def __init__(
         self,
         data_dir: Path,
@@ -95,18 +95,6 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
-
     def start(self, timeout: float = 30.0) -> None:
         if self.running:
             return
@@ -126,8 +114,3 @@ class EmbeddedNats:
     def stop(self, timeout: float = 15.0) -> None:
         if self._proc is not None:
             stop_process(self._proc, signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()

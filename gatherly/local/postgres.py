@@ -19,7 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from gatherly.local.process import Proc, port_open, spawn, stop_process, tail, wait_until
+from gatherly.local.process import (
+    OwnedProcess,
+    Proc,
+    port_open,
+    spawn,
+    stop_process,
+    tail,
+    wait_until,
+)
 
 SYSTEM_USER = "gatherly-postgres"
 SUPERUSER = "postgres"
@@ -86,7 +94,7 @@ def processes_in(directory: Path) -> list[int]:
     return found
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(OwnedProcess):
     def __init__(self, data_dir: Path, port: int, log_path: Path, host: str = "127.0.0.1") -> None:
         self.data_dir = data_dir.absolute()
         self.port = port
@@ -94,18 +102,6 @@ class EmbeddedPostgres:
         self.host = host
         self.user = SYSTEM_USER if os.geteuid() == 0 else None
         self._proc: Proc | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
@@ -138,12 +134,6 @@ class EmbeddedPostgres:
         if self._proc is not None:
             stop_process(self._proc, signal.SIGINT, timeout)
             self._kill_orphans(grace=0.0)
-
-    def kill(self) -> None:
-        """SIGKILL the postmaster alone, like a crash; its backends notice and exit on their own."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
 
     def ensure_database(self, name: str) -> None:
         exists = "SELECT count(*) FROM pg_database WHERE datname = :'name'"

@@ -143,6 +143,30 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+class OwnedProcess:
+    """A component's handle on the one process it started (none until it starts)."""
+
+    _proc: Proc | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL, like a crash (fault tests); waits for the process to be gone."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
 class NotReady(RuntimeError):
     """A child did not become ready; the message carries the tail of its log."""
 

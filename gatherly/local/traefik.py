@@ -17,7 +17,15 @@ import string
 import sys
 from pathlib import Path
 
-from gatherly.local.process import Proc, http_ok, port_open, spawn, stop_process, wait_until
+from gatherly.local.process import (
+    OwnedProcess,
+    Proc,
+    http_ok,
+    port_open,
+    spawn,
+    stop_process,
+    wait_until,
+)
 from gatherly.registry import APPS
 from gatherly.settings import Settings
 
@@ -79,7 +87,7 @@ def tracing_block(env: dict[str, str]) -> str:
     )
 
 
-class Traefik:
+class Traefik(OwnedProcess):
     def __init__(
         self, settings: Settings, log_dir: Path, env: dict[str, str] | None = None
     ) -> None:
@@ -98,18 +106,6 @@ class Traefik:
     @property
     def admin_url(self) -> str:
         return f"http://{loopback(self.host)}:{self.settings.traefik_admin_port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
 
     def render_static(self) -> Path:
         template = string.Template((config_dir() / "traefik.yml").read_text())
@@ -144,8 +140,3 @@ class Traefik:
     def stop(self, timeout: float = 15.0) -> None:
         if self._proc is not None:
             stop_process(self._proc, signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
