@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -81,19 +81,28 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
 
 
 class BodyLimit:
-    """413 problem+json for a body over `max_bytes`, declared or streamed, before any handler."""
+    """413 problem+json for a body over `max_bytes`, declared or streamed, before any handler.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `larger` gives paths ending in a suffix their own limit (a bulk upload read as a stream)."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
+
+    def limit_for(self, path: str) -> int:
+        return next((n for end, n in self.larger.items() if path.endswith(end)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(scope, receive, send, limit)
             return
         seen = 0
 
@@ -101,19 +110,17 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise _TooLarge
             return message
 
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, limit)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = Problem(
-            413, "Content Too Large", f"the request body exceeds {self.max_bytes} bytes"
-        )
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        problem = Problem(413, "Content Too Large", f"the request body exceeds {limit} bytes")
         await problem_response(problem, scope.get("path"))(scope, receive, send)
 
 
@@ -178,7 +185,13 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return value
 
 
-def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine) -> None:
+def install_service_basics(
+    app: FastAPI,
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    larger_bodies: Mapping[str, int] | None = None,
+) -> None:
     """What every service app has: problem+json errors, health and readiness (database, NATS),
     the body limit, `Idempotency-Key` on POST, RED metrics and `/metrics`, and tracing. Call it
     from `create_app` before including the routers."""
@@ -195,7 +208,7 @@ def install_service_basics(app: FastAPI, settings: Settings, engine: AsyncEngine
     # Added before BodyLimit, so it runs inside it: the body is bounded before it is buffered.
     retention = timedelta(hours=settings.idempotency_retention_hours)
     app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=larger_bodies)
     # Added last, so it runs first: it measures what the client waits for, 413s included.
     app.add_middleware(HttpMetrics)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

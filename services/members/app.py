@@ -7,13 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
-from gatherly.web import BodyLimit, Problem, install_service_basics, problem_response
+from gatherly.web import Problem, install_service_basics, problem_response
 from services.members import api, api_import, inbound
 from services.members.domain import DomainError
 from services.members.handlers import MemberHandlers, MemberNotFound
@@ -37,38 +35,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.handlers = MemberHandlers(engine, store)
     app.state.importer = MemberImporter(engine, store)
-    install_service_basics(app, settings, engine)
-    _allow_large_imports(app, settings.members_import_max_bytes)
+    # A bulk import is read as a stream, never whole: it gets its own, larger limit.
+    install_service_basics(
+        app, settings, engine,
+        larger_bodies={IMPORT_PATH_SUFFIX: settings.members_import_max_bytes},
+    )
     _install_domain_errors(app)
     app.include_router(inbound.router)
     app.include_router(api_import.router)
     app.include_router(api.router)
     return app
 
-
-class ImportBodyLimit:
-    """The kernel's body limit, except that a bulk import (read as a stream, never whole) gets
-    `import_max_bytes` instead."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, import_max_bytes: int) -> None:
-        self.default = BodyLimit(app, max_bytes)
-        self.imports = BodyLimit(app, import_max_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_import = scope["type"] == "http" and scope["path"].endswith(IMPORT_PATH_SUFFIX)
-        await (self.imports if is_import else self.default)(scope, receive, send)
-
-
-def _allow_large_imports(app: FastAPI, import_max_bytes: int) -> None:
-    """Swap the kernel's BodyLimit, installed by `install_service_basics`, for ImportBodyLimit."""
-    for index, middleware in enumerate(app.user_middleware):
-        if getattr(middleware.cls, "__name__", None) == BodyLimit.__name__:
-            max_bytes = int(str(middleware.kwargs["max_bytes"]))
-            app.user_middleware[index] = Middleware(
-                ImportBodyLimit, max_bytes=max_bytes, import_max_bytes=import_max_bytes
-            )
-            return
-    raise RuntimeError("install_service_basics no longer installs BodyLimit")
 
 
 def _install_domain_errors(app: FastAPI) -> None:
