@@ -91,15 +91,13 @@ def main() -> None:
 
     writes = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     rate = float(sys.argv[2]) if len(sys.argv) > 2 else 200.0
-    with tempfile.TemporaryDirectory(prefix="gatherly-bench-") as root:
-        system = RunningSystem(Path(root))
-        system.start()
-        try:
-            latencies = asyncio.run(
-                measure_freshness(system.gateway, system.headers, writes=writes, rate=rate)
-            )
-        finally:
-            system.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="gatherly-bench-") as root,
+        RunningSystem(Path(root)) as system,
+    ):
+        latencies = asyncio.run(
+            measure_freshness(system.gateway, system.headers, writes=writes, rate=rate)
+        )
     print(f"freshness, {writes:,} joins at {rate:.0f}/s through the gateway")
     print(f"  2xx -> visible in the KPI API: p50 {percentile(latencies, 50) * 1000:.0f} ms,"
           f" p99 {percentile(latencies, 99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"

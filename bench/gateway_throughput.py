@@ -90,13 +90,11 @@ async def measure(system: RunningSystem) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="gatherly-bench-") as data_dir:
-        system = RunningSystem(Path(data_dir))
-        system.start()
-        try:
-            results = asyncio.run(measure(system))
-        finally:
-            system.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="gatherly-bench-") as data_dir,
+        RunningSystem(Path(data_dir)) as system,
+    ):
+        results = asyncio.run(measure(system))
     print(f"gateway throughput ({SECONDS:.0f} s each, {CONCURRENCY} in flight)")
     for name, (direct, through) in results.items():
         print(f"  {name:13s} straight {direct:7.0f} req/s   through gateway {through:7.0f} req/s"

@@ -104,6 +104,15 @@ class RunningSystem:
             os.killpg(self.process.pid, signal.SIGKILL)
             raise
 
+    def __enter__(self) -> RunningSystem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop it, and insist the stop was clean (exit 0: every child stopped in order)."""
+        code = self.stop()
+        assert code == 0, f"gatherly up exited {code}:\n{self.log_tail()}"
+
     def log_tail(self, lines: int = 60) -> str:
         path = self.data_dir / "up.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.system import RunningSystem
 from gatherly.bus import Bus
 from gatherly.local.nats import EmbeddedNats
 from gatherly.local.postgres import EmbeddedPostgres
@@ -79,3 +80,10 @@ async def settings(
     finally:
         await bus.delete_stream()
         await bus.close()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    """The whole system, started as a user starts it (`gatherly up`), for one test module."""
+    with RunningSystem(tmp_path_factory.mktemp("gatherly")) as running:
+        yield running

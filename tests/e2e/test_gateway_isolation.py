@@ -25,14 +25,9 @@ METHODS = ("get", "head", "post", "put", "patch", "delete")
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
-    running = RunningSystem(
-        tmp_path_factory.mktemp("gatherly"), GATHERLY_CORS_ORIGINS='["https://app.example"]'
-    )
-    running.start()
-    try:
+    cors = {"GATHERLY_CORS_ORIGINS": '["https://app.example"]'}
+    with RunningSystem(tmp_path_factory.mktemp("gatherly"), **cors) as running:
         yield running
-    finally:
-        assert running.stop() == 0, running.log_tail()
 
 
 def community_with_key(client: httpx.Client, slug: str, **limits: Any) -> tuple[str, str, str]:

@@ -3,7 +3,6 @@ no response the document does not describe (status, content type, body)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -44,15 +43,6 @@ PER_OPERATION = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
-    running = RunningSystem(tmp_path_factory.mktemp("gatherly"))
-    running.start()
-    try:
-        yield running
-    finally:
-        assert running.stop() == 0, running.log_tail()
 
 
 def cases(operation: APIOperation, community: str) -> st.SearchStrategy[Case]:

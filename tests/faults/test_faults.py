@@ -95,60 +95,36 @@ def community() -> str:
     return f"fault-{uuid.uuid4().hex[:8]}"
 
 
-async def test_kpis_survive_a_killed_projector(system: RunningSystem) -> None:
-    name = community()
-    old = 0
-
-    def kill() -> None:
-        nonlocal old
-        old = system.kill("project-kpi")
-
-    accepted, statuses = await write_joins(system, name, 300, 150, kill)
-    system.wait_restarted("project-kpi", old)
-    assert statuses[201] == 300
-    await assert_consistent(system, name, accepted)
+async def joins_while_killing(
+    system: RunningSystem, component: str, count: int, rate: float
+) -> tuple[str, list[str], Counter[int]]:
+    """Join `count` members at `rate`/s, kill -9 `component` halfway, wait until it is back."""
+    name, killed = community(), []
+    accepted, statuses = await write_joins(
+        system, name, count, rate, lambda: killed.append(system.kill(component))
+    )
+    system.wait_restarted(component, killed[0])
+    return name, accepted, statuses
 
 
-async def test_a_killed_relay_publishes_every_event_exactly_once(system: RunningSystem) -> None:
-    name = community()
-    old = 0
-
-    def kill() -> None:
-        nonlocal old
-        old = system.kill("relay-members")
-
-    accepted, statuses = await write_joins(system, name, 300, 150, kill)
-    system.wait_restarted("relay-members", old)
-    assert statuses[201] == 300
-    await assert_consistent(system, name, accepted)
-
-
-async def test_a_restarted_nats_server_loses_nothing(system: RunningSystem) -> None:
-    name = community()
-    old = 0
-
-    def kill() -> None:
-        nonlocal old
-        old = system.kill("nats")
-
-    accepted, statuses = await write_joins(system, name, 300, 150, kill)
-    system.wait_restarted("nats", old)
-    assert statuses[201] == 300, "writes go to Postgres and must not depend on NATS"
+@pytest.mark.parametrize(
+    "component",
+    ["project-kpi", "relay-members", "nats"],
+    ids=["kpis_survive_a_killed_projector", "a_killed_relay_publishes_every_event_once",
+         "a_restarted_nats_server_loses_nothing"],
+)
+async def test_a_killed_pipeline_process_loses_nothing_and_doubles_nothing(
+    system: RunningSystem, component: str
+) -> None:
+    name, accepted, statuses = await joins_while_killing(system, component, 300, 150)
+    assert statuses[201] == 300, "writes go to Postgres and must not depend on " + component
     await assert_consistent(system, name, accepted)
 
 
 async def test_writes_during_a_postgres_outage_get_503_and_nothing_acknowledged_is_lost(
     system: RunningSystem,
 ) -> None:
-    name = community()
-    old = 0
-
-    def kill() -> None:
-        nonlocal old
-        old = system.kill("postgres")
-
-    accepted, statuses = await write_joins(system, name, 400, 100, kill)
-    system.wait_restarted("postgres", old)
+    name, accepted, statuses = await joins_while_killing(system, "postgres", 400, 100)
     assert statuses[503] > 0, statuses
     assert set(statuses) <= {201, 503}, statuses
     await assert_consistent(system, name, accepted)
