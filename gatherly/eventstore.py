@@ -88,21 +88,31 @@ class EventStore:
         if current != expected_version:
             raise ConcurrencyConflict(stream_id, expected_version, current)
         envelopes = [
-            Envelope(
-                id=new_event_id(),
-                source=self.source,
-                type=event.type,
-                subject=stream_id,
-                community_id=community_id,
-                sequence=expected_version + offset,
-                time=event.time,
-                data=event.data,
-                traceparent=traceparent,
+            self.envelope(
+                event, stream_id=stream_id, community_id=community_id,
+                version=expected_version + offset, traceparent=traceparent,
             )
             for offset, event in enumerate(events, start=1)
         ]
         await self.append_envelopes(conn, envelopes)
         return envelopes
+
+    def envelope(
+        self,
+        event: DomainEvent,
+        *,
+        stream_id: str,
+        community_id: str,
+        version: int,
+        traceparent: str | None,
+    ) -> Envelope:
+        """The stored form of `event` as version `version` of `stream_id`, with a new id.
+        Batch paths build these themselves and hand them to `append_envelopes`."""
+        return Envelope(
+            id=new_event_id(), source=self.source, type=event.type, subject=stream_id,
+            community_id=community_id, sequence=version, time=event.time, data=event.data,
+            traceparent=traceparent,
+        )
 
     async def append_envelopes(self, conn: AsyncConnection, envelopes: list[Envelope]) -> None:
         """Insert prepared envelopes (many streams at once, for batch paths) in one statement.

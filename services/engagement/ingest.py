@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gatherly.envelope import Envelope, new_event_id, utc_now
+from gatherly.envelope import utc_now
 from gatherly.eventstore import ConcurrencyConflict, EventStore
 from gatherly.telemetry import current_traceparent
 from services.engagement import activity, batch, views
@@ -74,11 +74,8 @@ class IngestHandlers:
             reactions = await views.reaction_states(conn, community_id, batch.reaction_ids(facts))
             plan = batch.plan(facts, contents, reactions, utc_now())
             await self.store.append_envelopes(conn, [
-                Envelope(
-                    id=new_event_id(), source=self.store.source, type=p.event.type,
-                    subject=p.stream_id, community_id=community_id, sequence=p.version,
-                    time=p.event.time, data=p.event.data, traceparent=traceparent,
-                )
+                self.store.envelope(p.event, stream_id=p.stream_id, community_id=community_id,
+                                    version=p.version, traceparent=traceparent)
                 for p in plan.events
             ])
             await views.add_views(conn, community_id, plan.views)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.envelope import DomainEvent, Envelope, new_event_id
+from gatherly.envelope import DomainEvent, Envelope
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from gatherly.web import VersionMismatch
@@ -129,9 +129,8 @@ class MemberHandlers:
     ) -> list[Envelope]:
         traceparent = current_traceparent()
         return [
-            Envelope(id=new_event_id(), source=self.store.source, type=event.type,
-                     subject=member_id, community_id=community_id, sequence=version,
-                     time=event.time, data=event.data, traceparent=traceparent)
+            self.store.envelope(event, stream_id=member_id, community_id=community_id,
+                                version=version, traceparent=traceparent)
             for version, event in enumerate(events, start=1)
         ]
 

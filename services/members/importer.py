@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.envelope import Envelope, new_event_id, utc_now
+from gatherly.envelope import Envelope, utc_now
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
@@ -182,10 +182,9 @@ class MemberImporter:
         for c in new:
             [event] = domain.join(c.member_id, channel=c.row.channel, joined_at=c.joined_at,
                                   invited_by=c.row.invited_by, external_ref=c.ref_hash)
-            envelopes.append(Envelope(
-                id=new_event_id(), source=self.store.source, type=event.type,
-                subject=c.member_id, community_id=community_id, sequence=1, time=event.time,
-                data=event.data, traceparent=traceparent,
+            envelopes.append(self.store.envelope(
+                event, stream_id=c.member_id, community_id=community_id, version=1,
+                traceparent=traceparent,
             ))
         return envelopes
 
