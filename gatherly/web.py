@@ -196,7 +196,8 @@ def install_service_basics(
     the body limit, `Idempotency-Key` on POST, RED metrics and `/metrics`, and tracing. Call it
     from `create_app` before including the routers."""
     # Imported here: gatherly.idempotency and gatherly.inbound build on this module.
-    from gatherly.idempotency import Idempotency, IdempotencyStore
+    from gatherly.idempotency import Idempotency
+    from gatherly.idempotency_store import IdempotencyStore
     from gatherly.inbound import InboundReceipts
 
     install_problem_handlers(app)

@@ -19,7 +19,8 @@ from gateway.edge.key_cache import KeyCache
 from gateway.edge.openapi import MergedDocument
 from gateway.edge.ratelimit import Limit, RateLimiter
 from gatherly.db import create_engine
-from gatherly.idempotency import Idempotency, IdempotencyStore
+from gatherly.idempotency import Idempotency
+from gatherly.idempotency_store import IdempotencyStore
 from gatherly.registry import APPS
 from gatherly.settings import Settings
 from gatherly.web import (
