@@ -4,7 +4,7 @@ communities (docs/kpi.md)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,7 +21,7 @@ from services.kpi.queries.events import event_stats, events_kpi
 from services.kpi.queries.feedback import feedback_kpi
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.summary import summary_kpi
-from services.kpi.queries.window import BadWindow, Granularity, Window
+from services.kpi.queries.window import BadWindow, Granularity, Window, days_ending
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -48,7 +48,7 @@ def window(
     zone = zone_name(tz)
     last = to or utc_now().astimezone(ZoneInfo(zone)).date()
     try:
-        return Window(from_ or last - timedelta(days=29), last, granularity, zone)
+        return Window(from_ or days_ending(last, 30), last, granularity, zone)
     except BadWindow as error:
         raise Problem(400, "Bad range", str(error)) from error
 

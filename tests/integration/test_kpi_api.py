@@ -182,6 +182,8 @@ async def test_a_rebuild_gives_exactly_the_live_answers(
         ({"from": "2015-01-01", "to": "2025-01-01"}, "views", 400),
         ({"tz": "Mars/Olympus"}, "events", 400),
         ({"sla_hours": "-1"}, "feedback", 422),
+        ({"to": "0001-01-01"}, "active", 400),  # found by schemathesis: was a 500
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "members", 400),
         ({}, "events/no-such-event", 404),
     ],
 )

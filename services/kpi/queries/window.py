@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo
 Granularity = Literal["day", "week", "month"]
 MAX_DAY_RANGE = 5 * 366
 MAX_RANGE = 20 * 366
+# Facts happen in our era (imports reach into the past, never centuries back); the bounds also
+# keep every date arithmetic and every timestamptz of a window far from their limits.
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 # date_trunc in the community's zone: `at AT TIME ZONE tz` is the local wall-clock time.
 BUCKET_SQL = "CAST(date_trunc(:g, {column} AT TIME ZONE :tz) AS date)"
@@ -29,6 +32,8 @@ class Window:
     tz: str
 
     def __post_init__(self) -> None:
+        if not (self.first >= EARLIEST and self.last <= LATEST):
+            raise BadWindow(f"dates lie between {EARLIEST} and {LATEST}")
         if self.first > self.last:
             raise BadWindow("`from` is after `to`")
         days = (self.last - self.first).days + 1
@@ -63,6 +68,11 @@ class Window:
 
     def params(self) -> dict[str, object]:
         return {"g": self.granularity, "tz": self.tz, "start": self.start, "end": self.end}
+
+
+def days_ending(last: date, days: int) -> date:
+    """The first of `days` days ending at `last`, never before `date.min`."""
+    return last - timedelta(days=days - 1) if last - date.min >= timedelta(days=days) else date.min
 
 
 def truncate(day: date, granularity: Granularity) -> date:
