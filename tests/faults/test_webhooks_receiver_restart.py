@@ -66,6 +66,13 @@ async def test_a_receiver_killed_mid_stream_gets_every_fact_once_it_is_back(
                 await asyncio.sleep(0.05)
             wanted = {f"msg_{e}" for e in expected}
             await eventually(lambda: _all_applied(tmp_path, wanted), within=40)
+            unsettled = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+
+            async def sender_recorded_every_answer() -> bool:
+                # The receiver applies a message before the sender has its answer and records it.
+                return await p.scalar(unsettled) == 0
+
+            await eventually(sender_recorded_every_answer, within=10)
             failed = await p.scalar("SELECT count(*) FROM deliveries WHERE status <> 'delivered'")
             refused = await p.scalar("SELECT count(*) FROM delivery_attempts"
                                      " WHERE error_class = 'connect_error'")
