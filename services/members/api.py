@@ -53,6 +53,20 @@ def handlers(request: Request) -> MemberHandlers:
 
 
 Handlers = Annotated[MemberHandlers, Depends(handlers)]
+
+
+def community_channels(
+    x_gatherly_community_channels: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> frozenset[str] | None:
+    """The community's custom channels as the gateway's forwardAuth passes them (comma-separated
+    slugs). Absent on a direct call that bypassed the gateway: then any custom slug is taken,
+    as before the gateway knew the community's channels (README, members)."""
+    if x_gatherly_community_channels is None:
+        return None
+    return frozenset(s.strip() for s in x_gatherly_community_channels.split(",") if s.strip())
+
+
+CustomChannels = Annotated[frozenset[str] | None, Depends(community_channels)]
 IfMatch = Annotated[str | None, Header()]
 Role = Annotated[str, Path(description=f"one of {', '.join(ROLES)}")]
 
@@ -65,7 +79,7 @@ def answer(view: MemberView, response: Response) -> MemberPublic:
 @router.post("", status_code=201, response_model=MemberPublic)
 async def record_join(
     community_id: CommunityPath, body: MemberJoin, response: Response, community: Community,
-    members: Handlers,
+    members: Handlers, custom_channels: CustomChannels,
 ) -> MemberPublic:
     """Record a join; a known (channel, external_ref) answers 200 with that member instead."""
     view, created = await members.join(
@@ -76,6 +90,7 @@ async def record_join(
             invited_by=str(body.invited_by) if body.invited_by else None,
             external_ref=body.external_ref,
             profile=body.profile(),
+            custom_channels=custom_channels,
         )
     )
     response.status_code = 201 if created else 200
@@ -99,12 +114,14 @@ async def record_leave(
 @router.post("/{member_id}/rejoin", response_model=MemberPublic)
 async def record_rejoin(
     community_id: CommunityPath, member_id: uuid.UUID, body: MemberRejoin, response: Response,
-    community: Community, members: Handlers, if_match: IfMatch = None,
+    community: Community, members: Handlers, custom_channels: CustomChannels,
+    if_match: IfMatch = None,
 ) -> MemberPublic:
     """A member who left comes back: same id, history kept."""
     command = RejoinMember(
         community_id=community, member_id=str(member_id), channel=body.channel,
         rejoined_at=body.rejoined_at or utc_now(), expected_version=parse_if_match(if_match),
+        custom_channels=custom_channels,
     )
     return answer(await members.rejoin(command), response)
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from gatherly.problem_docs import documented_problem
 from gatherly.web import Community, CommunityPath, Problem
+from services.members.api import CustomChannels
 from services.members.import_rows import ImportFormat, UnreadableImport
 from services.members.importer import ImportReport, MemberImporter
 
@@ -63,7 +64,7 @@ def import_format(content_type: str | None) -> ImportFormat:
              responses={415: documented_problem(415)})
 async def import_members(
     community_id: CommunityPath, request: Request, community: Community,
-    content_type: Annotated[str | None, Header()] = None,
+    custom_channels: CustomChannels, content_type: Annotated[str | None, Header()] = None,
 ) -> ImportSummary:
     """Import members from CSV (header row; columns channel, external_ref, joined_at,
     invited_by, display_name, email, city, interests as `a;b`, handles as `telegram:@ann;vk:x`)
@@ -72,7 +73,8 @@ async def import_members(
     fmt = import_format(content_type)
     importer: MemberImporter = request.app.state.importer
     try:
-        report = await importer.run(community, request.stream(), fmt)
+        report = await importer.run(community, request.stream(), fmt,
+                                    custom_channels=custom_channels)
     except UnreadableImport as error:
         raise Problem(422, "Unreadable import", str(error)) from error
     return summary(report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -20,6 +21,8 @@ from services.members.personal import ProfileError
 
 SCHEMA = "members"
 IMPORT_PATH_SUFFIX = "/members/import"
+# Domain rules that are about one request field: their problems name it as `field` too.
+FIELD_RULES = frozenset({"channel", "invited_by", "left_at", "rejoined_at"})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -51,7 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
 def _install_domain_errors(app: FastAPI) -> None:
     async def on_domain(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, DomainError)
-        problem = Problem(422, "Not allowed", str(error), rule=error.rule)
+        named: dict[str, Any] = {"field": error.rule} if error.rule in FIELD_RULES else {}
+        problem = Problem(422, "Not allowed", str(error), rule=error.rule, **named)
         return problem_response(problem, request.url.path)
 
     async def on_profile(request: Request, error: Exception) -> JSONResponse:

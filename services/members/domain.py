@@ -61,14 +61,21 @@ class Member:
     version: int = 0
 
 
-def valid_channel(channel: str) -> bool:
-    """A built-in channel, or a custom slug a community may add."""
-    return channel in BUILT_IN_CHANNELS or bool(CHANNEL_SLUG.match(channel))
+def valid_channel(channel: str, custom: frozenset[str] | None = None) -> bool:
+    """A built-in channel, or one the community added. `custom` is the community's list as the
+    gateway passes it; None (a direct call that bypassed the gateway) accepts any custom slug."""
+    if channel in BUILT_IN_CHANNELS:
+        return True
+    if custom is None:
+        return bool(CHANNEL_SLUG.match(channel))
+    return channel in custom
 
 
-def _check_channel(channel: str) -> None:
-    if not valid_channel(channel):
-        raise DomainError(f"unknown channel {channel!r}", rule="channel")
+def check_channel(channel: str, custom: frozenset[str] | None) -> None:
+    if not valid_channel(channel, custom):
+        known = "" if custom is None else "; the community's channels are the built-in ones"
+        known += "" if not custom else f" and {', '.join(sorted(custom))}"
+        raise DomainError(f"unknown channel {channel!r}{known}", rule="channel")
 
 
 def _check_not_erased(member: Member) -> None:
@@ -83,10 +90,11 @@ def join(
     joined_at: datetime,
     invited_by: str | None = None,
     external_ref: str | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
     """`external_ref` is the reference as it goes on the log: the handlers pass its keyed hash
     (`personal.ref_hash`), never the raw partner id."""
-    _check_channel(channel)
+    check_channel(channel, custom_channels)
     if invited_by == member_id:
         raise DomainError("a member cannot invite themselves", rule="invited_by")
     data: dict[str, object] = {"channel": channel, "joined_at": joined_at.isoformat()}
@@ -109,9 +117,12 @@ def leave(member: Member, *, left_at: datetime, reason: str | None = None) -> li
     return [DomainEvent(LEFT, data, left_at)]
 
 
-def rejoin(member: Member, *, channel: str, rejoined_at: datetime) -> list[DomainEvent]:
+def rejoin(
+    member: Member, *, channel: str, rejoined_at: datetime,
+    custom_channels: frozenset[str] | None = None,
+) -> list[DomainEvent]:
     _check_not_erased(member)
-    _check_channel(channel)
+    check_channel(channel, custom_channels)
     if member.status is not MemberStatus.LEFT:
         raise DomainError("only a member who left can rejoin", rule="status")
     if member.left_at is not None and rejoined_at < member.left_at:

@@ -28,6 +28,7 @@ class JoinMember:
     invited_by: str | None = None
     external_ref: str | None = None
     profile: Mapping[str, Any] = field(default_factory=dict)
+    custom_channels: frozenset[str] | None = None  # None: any custom slug (see domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class RejoinMember:
     channel: str
     rejoined_at: datetime
     expected_version: int | None = None
+    custom_channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,12 @@ class MemberHandlers:
         One transaction, few round trips: a join is the hottest write. A new member's stream is
         brand new (a fresh uuid), so the events go in with `append_envelopes` at version 1 and
         the store's unique (stream, version) still guards it."""
-        changes = personal.profile_changes(command.profile, domain.valid_channel)
+        # Before the reference lookup: a channel the community does not have is refused even
+        # when the reference is known.
+        domain.check_channel(command.channel, command.custom_channels)
+        changes = personal.profile_changes(
+            command.profile, lambda c: domain.valid_channel(c, command.custom_channels)
+        )
         member_id = str(uuid.uuid4())
         profile = Profile(**changes)
         async with self.engine.begin() as conn:
@@ -109,6 +116,7 @@ class MemberHandlers:
             events = domain.join(
                 member_id, channel=command.channel, joined_at=command.joined_at,
                 invited_by=command.invited_by, external_ref=ref_hash,
+                custom_channels=command.custom_channels,
             )
             await self._check_referrer(conn, command.community_id, command.invited_by)
             envelopes = self._first_envelopes(command.community_id, member_id, events)
@@ -143,7 +151,8 @@ class MemberHandlers:
     async def rejoin(self, command: RejoinMember) -> MemberView:
         return await self._change(
             command.community_id, command.member_id, command.expected_version,
-            lambda m: domain.rejoin(m, channel=command.channel, rejoined_at=command.rejoined_at),
+            lambda m: domain.rejoin(m, channel=command.channel, rejoined_at=command.rejoined_at,
+                                    custom_channels=command.custom_channels),
         )
 
     async def change_role(self, command: ChangeRole) -> MemberView:

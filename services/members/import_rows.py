@@ -136,13 +136,15 @@ def _csv_value(column: str, value: str) -> Any:
     return value
 
 
-def check_row(number: int, raw: dict[str, Any]) -> ImportRow | Rejection:
-    """One raw row against the same rules as a single join."""
+def check_row(
+    number: int, raw: dict[str, Any], custom_channels: frozenset[str] | None = None
+) -> ImportRow | Rejection:
+    """One raw row against the same rules as a single join (`custom_channels` as there)."""
     unknown = sorted(set(raw) - set(COLUMNS))
     if unknown:
         return Rejection(number, unknown[0], "not a column")
     channel = raw.get("channel")
-    if not isinstance(channel, str) or not domain.valid_channel(channel):
+    if not isinstance(channel, str) or not domain.valid_channel(channel, custom_channels):
         return Rejection(number, "channel", f"unknown channel {channel!r}")
     ref = raw.get("external_ref")
     if ref is not None and (not isinstance(ref, str | int) or not 0 < len(str(ref)) <= 200):
@@ -157,7 +159,8 @@ def check_row(number: int, raw: dict[str, Any]) -> ImportRow | Rejection:
         return Rejection(number, "invited_by", "not a member id (UUID)")
     try:
         profile = personal.profile_changes(
-            {k: v for k, v in raw.items() if k in personal.PROFILE_FIELDS}, domain.valid_channel
+            {k: v for k, v in raw.items() if k in personal.PROFILE_FIELDS},
+            lambda c: domain.valid_channel(c, custom_channels),
         )
     except ProfileError as error:
         return Rejection(number, error.field, str(error))

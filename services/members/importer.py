@@ -90,30 +90,34 @@ class MemberImporter:
 
     async def run(
         self, community_id: str, body: AsyncIterable[bytes], fmt: ImportFormat,
-        progress: Progress | None = None,
+        progress: Progress | None = None, *, custom_channels: frozenset[str] | None = None,
     ) -> ImportReport:
+        """`custom_channels`: the community's own channels when the gateway says (see
+        `domain.valid_channel`); rows naming another channel are rejected."""
         report = ImportReport()
         reader = RowReader(fmt)
         chunk: list[ImportRow] = []
         async for data in body:
-            chunk.extend(self._check(reader.feed(data), report))
+            chunk.extend(self._check(reader.feed(data), report, custom_channels))
             while len(chunk) >= self.chunk_rows:
                 await self._write(community_id, chunk[: self.chunk_rows], report)
                 del chunk[: self.chunk_rows]
                 if progress:
                     progress(report)
-        chunk.extend(self._check(reader.feed(b"", final=True), report))
+        chunk.extend(self._check(reader.feed(b"", final=True), report, custom_channels))
         if chunk:
             await self._write(community_id, chunk, report)
         if progress:
             progress(report)
         return report
 
-    def _check(self, raw_rows: list[RawRow], report: ImportReport) -> list[ImportRow]:
+    def _check(
+        self, raw_rows: list[RawRow], report: ImportReport, custom: frozenset[str] | None
+    ) -> list[ImportRow]:
         rows: list[ImportRow] = []
         for number, raw in raw_rows:
             report.rows += 1
-            checked = raw if isinstance(raw, Rejection) else check_row(number, raw)
+            checked = raw if isinstance(raw, Rejection) else check_row(number, raw, custom)
             if isinstance(checked, Rejection):
                 report.reject(checked)
             else:

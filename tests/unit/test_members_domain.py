@@ -122,3 +122,14 @@ def test_an_erased_member_accepts_no_further_command() -> None:
     ):
         with pytest.raises(domain.DomainError):
             command()
+
+
+def test_with_the_communitys_channels_known_only_those_custom_channels_are_accepted() -> None:
+    custom = frozenset({"alumni-chat"})
+    assert domain.valid_channel("telegram", custom)
+    assert domain.valid_channel("alumni-chat", custom)
+    assert not domain.valid_channel("other-club", custom)
+    assert domain.valid_channel("other-club", None)  # a direct call: any custom slug
+    with pytest.raises(domain.DomainError) as refused:
+        domain.join("m1", channel="other-club", joined_at=T0, custom_channels=custom)
+    assert refused.value.rule == "channel" and "alumni-chat" in str(refused.value)
