@@ -2,9 +2,10 @@
 
 Traefik calls it with GET, the client's `Authorization` header, and the original method and URI in
 `X-Forwarded-Method` / `X-Forwarded-Uri` (Traefik replaces any client-sent X-Forwarded-* header).
-A 2xx lets the request through with the `X-Gatherly-*` headers copied onto it; any other answer
-(problem+json, with its `WWW-Authenticate`, `Retry-After` and `RateLimit*` headers) goes back to
-the client as it is.
+A 2xx lets the request through with the `X-Gatherly-*` headers copied onto it (the caller's
+community, scopes and key, and the community's time zone, feedback SLA and custom channels); any
+other answer (problem+json, with its `WWW-Authenticate`, `Retry-After` and `RateLimit*` headers)
+goes back to the client as it is.
 
 In order: no or bad key → 401; another community's path → 404 (it must not learn the community
 exists); missing scope → 403; over the key's rate → 429. The operator key (`GATHERLY_ADMIN_KEY`)
@@ -111,7 +112,8 @@ class ForwardAuth:
         if community is None:
             await _respond(send, 404, BAD_COMMUNITY, [])
             return
-        await _allow(send, community.encode(), OPERATOR_SCOPES, OPERATOR_KEY_ID, [])
+        settings = await self._keys.community_headers(community)
+        await _allow(send, community.encode(), OPERATOR_SCOPES, OPERATOR_KEY_ID, settings)
 
     async def _community_key(
         self, send: Send, token: bytes, community: str | None, method: bytes, uri: bytes
@@ -142,8 +144,9 @@ class ForwardAuth:
         if not decision.allowed:
             await _respond(send, 429, RATE_LIMITED, decision.headers())
             return
-        community_id = key.community_id.encode()
-        await _allow(send, community_id, key.scopes_header, key.id.encode(), decision.headers())
+        settings = await self._keys.community_headers(key.community_id)
+        await _allow(send, key.community_id.encode(), key.scopes_header, key.id.encode(),
+                     [*settings, *decision.headers()])
 
 
 async def _allow(

@@ -112,3 +112,11 @@ async def test_unrouted_v1_path_is_404_problem() -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 404
+
+
+async def test_operator_is_let_through_without_settings_when_communities_cannot_be_read() -> None:
+    # Nothing listens on the database port: the services then use their defaults (UTC, 24 h).
+    response = await get("/auth", auth_headers("/v1/communities/c1/kpis"))
+    assert response.status_code == 200
+    assert "x-gatherly-community-time-zone" not in response.headers
+    assert "x-gatherly-community-feedback-sla-hours" not in response.headers
