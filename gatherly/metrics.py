@@ -3,7 +3,9 @@
 HTTP apps serve `/metrics` on their own port (installed by `gatherly.web.install_service_basics`).
 The relay and the projector have no HTTP app: each serves `/metrics` from a small thread on a port
 of its own, `relay_metrics_port + i` for the i-th writer of `gatherly.registry.WRITERS` and
-`projector_metrics_port + i` for the i-th projection of `PROJECTIONS`.
+`projector_metrics_port + i` for the i-th projection of `PROJECTIONS`; worker i of `WORKERS` (the
+webhook sender) on `projector_metrics_port + len(PROJECTIONS) + 1 + i`. NATS's own metrics come from
+`gatherly.nats_metrics`, an exporter beside each NATS server.
 
 Hot paths touch only pre-labelled children (`.labels()` once, in a constructor) or one label
 lookup per HTTP request; the lags that need a query are sampled on a timer, never per event.
@@ -32,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gatherly.registry import PROJECTIONS, WRITERS
+from gatherly.registry import PROJECTIONS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,21 +94,51 @@ PROJECTION_BATCH_DURATION = Histogram(
 )
 PROJECTION_LAG = Gauge(
     "gatherly_projection_lag_messages",
-    "Stream last sequence minus the projection's checkpoint (consumer lag)",
-    ["projection"],
+    "Messages of the partition not yet applied: stream last sequence minus the checkpoint,"
+    " or a partition consumer's pending plus unacknowledged messages",
+    ["projection", "partition"],
 )
 PROJECTION_CHECKPOINT = Gauge(
     "gatherly_projection_checkpoint_sequence",
     "Stream sequence below which every message is settled",
-    ["projection"],
+    ["projection", "partition"],
 )
 PROJECTION_LAST_BATCH = Gauge(
     "gatherly_projection_last_batch_timestamp_seconds",
     "Unix time of the projection's last committed batch",
-    ["projection"],
+    ["projection", "partition"],
 )
 STREAM_LAST_SEQUENCE = Gauge(
     "gatherly_stream_last_sequence", "Sequence of the last message on the stream", ["stream"]
+)
+
+WEBHOOK_ATTEMPTS = Counter(
+    "gatherly_webhook_attempts",
+    "Delivery attempts by verdict: delivered (2xx), retry (5xx, 429, no answer), rejected "
+    "(another 4xx) or gone (410)",
+    ["verdict"],
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "gatherly_webhook_attempt_duration_seconds",
+    "Time one delivery attempt took, address check and response included, by verdict",
+    ["verdict"],
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "gatherly_webhook_deliveries",
+    "Deliveries settled by an attempt: delivered, retried (another attempt scheduled) or failed "
+    "(rejected, or the retry schedule spent)",
+    ["outcome"],
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "gatherly_webhook_endpoints_disabled",
+    "Endpoints turned off: gone (answered 410) or failing (every attempt failed too long)",
+    ["reason"],
+)
+RATE_LIMITED = Counter(
+    "gatherly_rate_limited_requests",
+    "Requests the edge refused with 429, by the policy that refused them (never by key)",
+    ["policy"],
 )
 
 
@@ -121,19 +153,28 @@ class RelayMetrics:
 
 
 class ProjectionMetrics:
-    """One projection's metrics, labelled once."""
+    """One projection partition's metrics, labelled once. The partition's gauges exist only
+    while this process runs the partition (`forget` on hand-over), so summing them over
+    processes counts each partition once."""
 
-    def __init__(self, projection: str, stream: str) -> None:
+    def __init__(self, projection: str, stream: str, partition: str = "0/1") -> None:
         self.applied = PROJECTION_MESSAGES.labels(projection, "applied")
         self.duplicates = PROJECTION_MESSAGES.labels(projection, "duplicate")
         self.deferred = PROJECTION_MESSAGES.labels(projection, "deferred")
         self.poison = PROJECTION_MESSAGES.labels(projection, "poison")
         self.batch_size = PROJECTION_BATCH_SIZE.labels(projection)
         self.batch_duration = PROJECTION_BATCH_DURATION.labels(projection)
-        self.lag = PROJECTION_LAG.labels(projection)
-        self.checkpoint = PROJECTION_CHECKPOINT.labels(projection)
-        self.last_batch = PROJECTION_LAST_BATCH.labels(projection)
+        self._partition = (projection, partition)
         self.stream_last = STREAM_LAST_SEQUENCE.labels(stream)
+        self.lag = PROJECTION_LAG.labels(*self._partition)
+        self.checkpoint = PROJECTION_CHECKPOINT.labels(*self._partition)
+        self.last_batch = PROJECTION_LAST_BATCH.labels(*self._partition)
+
+    def forget(self) -> None:
+        """Drop this partition's gauges: another process runs it now."""
+        for gauge in (PROJECTION_LAG, PROJECTION_CHECKPOINT, PROJECTION_LAST_BATCH):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*self._partition)
 
 
 class HttpMetrics:
@@ -182,6 +223,13 @@ def projector_metrics_port(settings: Settings, projection: str) -> int:
     base = settings.projector_metrics_port
     names = list(PROJECTIONS)
     return base + (names.index(projection) if projection in names else len(names)) if base else 0
+
+
+def worker_metrics_port(settings: Settings, worker: str) -> int:
+    """0 when turned off. Workers (`gatherly.registry.WORKERS`) follow the projections, one port
+    left free between them for a projection the registry does not name."""
+    base = settings.projector_metrics_port
+    return base + len(PROJECTIONS) + 1 + list(WORKERS).index(worker) if base else 0
 
 
 def serve_metrics(host: str, port: int) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from gateway.edge import communities, errors, keys
 from gateway.edge.forward_auth import ForwardAuth
@@ -21,6 +22,7 @@ from gateway.edge.ratelimit import Limit, RateLimiter
 from gatherly.db import create_engine
 from gatherly.idempotency import Idempotency
 from gatherly.idempotency_store import IdempotencyStore
+from gatherly.metrics import HttpMetrics, metrics_endpoint
 from gatherly.registry import APPS
 from gatherly.settings import Settings
 from gatherly.web import (
@@ -45,6 +47,15 @@ def service_documents(settings: Settings) -> dict[str, str]:
     }
 
 
+class NamedRoute(Route):
+    """A plain route that names itself in the scope as FastAPI's own routes do, so the RED
+    metrics count `/auth` under its path and not as unmatched."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        return match, ({**child_scope, "route": self} if match is not Match.NONE else child_scope)
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.database, SCHEMA, pool_size=5)
 
@@ -65,10 +76,13 @@ def create_app(settings: Settings) -> FastAPI:
     retention = timedelta(hours=settings.idempotency_retention_hours)
     app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: RED like every service's, `/auth` answers (429s) included.
+    app.add_middleware(HttpMetrics)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     # First in the routing table: the route every gateway request goes through.
     auth = ForwardAuth(admin_key, app.state.keys, RateLimiter())
-    app.router.routes.insert(0, Route("/auth", auth, include_in_schema=False))
+    app.router.routes.insert(0, NamedRoute("/auth", auth, include_in_schema=False))
     app.include_router(communities.router)
     app.include_router(keys.router)
     app.include_router(errors.router)

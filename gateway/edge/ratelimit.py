@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gatherly.metrics import RATE_LIMITED
+
 POLICY = "per-key"
 
 
@@ -48,6 +50,7 @@ class _Bucket:
 class RateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
+        self._refused = RATE_LIMITED.labels(POLICY)  # counted by policy: a key id is no label
 
     def take(self, key_id: str, limit: Limit, now: float) -> Decision:
         """Spend one token of `key_id`'s bucket if there is one; `now` is a monotonic clock."""
@@ -61,6 +64,7 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return Decision(True, int(bucket.tokens), 0 if bucket.tokens >= 1 else 1, limit)
         wait = math.ceil((1.0 - bucket.tokens) / limit.rate_per_second)
+        self._refused.inc()
         return Decision(False, 0, max(1, wait), limit)
 
     def forget(self, key_ids: set[str]) -> None:

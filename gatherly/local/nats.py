@@ -29,11 +29,18 @@ def server_binary() -> Path:
     return Path(found)
 
 
-def render_config(host: str, port: int, store_dir: Path, sync_always: bool) -> str:
+def render_config(
+    host: str, port: int, store_dir: Path, sync_always: bool, monitor_port: int = 0
+) -> str:
     lines = [
         "# Written by gatherly.local.nats at every start; edit the code, not this file.",
         f"listen: {json.dumps(f'{host}:{port}')}",
         'server_name: "gatherly-local"',
+    ]
+    if monitor_port:
+        # /varz, /jsz, /healthz: what gatherly.nats_metrics exports to Prometheus.
+        lines.append(f"http: {json.dumps(f'{host}:{monitor_port}')}")
+    lines += [
         "jetstream {",
         f"  store_dir: {json.dumps(str(store_dir))}",
     ]
@@ -82,12 +89,14 @@ class EmbeddedNats(OwnedProcess):
         log_path: Path,
         sync_always: bool = True,
         host: str = "127.0.0.1",
+        monitor_port: int = 0,
     ) -> None:
         self.data_dir = data_dir.absolute()
         self.port = port
         self.log_path = log_path.absolute()
         self.sync_always = sync_always
         self.host = host
+        self.monitor_port = monitor_port  # 0: no HTTP monitoring
         self.config_path = self.data_dir / "nats-server.conf"
         self._proc: Proc | None = None
 
@@ -100,7 +109,9 @@ class EmbeddedNats(OwnedProcess):
             return
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_config(self.host, self.port, store, self.sync_always))
+        self.config_path.write_text(render_config(
+            self.host, self.port, store, self.sync_always, self.monitor_port
+        ))
         argv = [str(server_binary()), "-c", str(self.config_path)]
         self._proc = spawn(argv, self.log_path)
         wait_until(

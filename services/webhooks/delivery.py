@@ -17,12 +17,21 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
+from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.db import create_engine
 from gatherly.envelope import DomainEvent, utc_now
 from gatherly.eventstore import EventStore
+from gatherly.metrics import (
+    WEBHOOK_ATTEMPT_DURATION,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_ENDPOINTS_DISABLED,
+    serve_metrics,
+    worker_metrics_port,
+)
 from gatherly.settings import Settings, to_libpq_url
 from services.webhooks import delivery_queue as queue
 from services.webhooks.delivery_queue import Claimed
@@ -106,13 +115,23 @@ class DeliveryWorker:
             allow_loopback=self.settings.allow_loopback_webhooks,
         )
         self.attempts += 1
+        judged = verdict(attempt.status).value
+        WEBHOOK_ATTEMPTS.labels(judged).inc()
+        WEBHOOK_ATTEMPT_DURATION.labels(judged).observe(attempt.latency_ms / 1000)
+        settled: list[Counter] = []
         async with self.engine.begin() as conn:
-            if not await self._record(conn, head, attempt):
-                return None
-            return await queue.claim_next(conn, head.subscription_id, self.lease)
+            more = await self._record(conn, head, attempt, settled)
+            following = (
+                await queue.claim_next(conn, head.subscription_id, self.lease) if more else None
+            )
+        for counter in settled:  # after the commit: a rolled-back outcome never happened
+            counter.inc()
+        return following
 
-    async def _record(self, conn: AsyncConnection, head: Claimed, attempt: Attempt) -> bool:
-        """Log the attempt and settle the delivery; False when the endpoint is gone or off."""
+    async def _record(self, conn: AsyncConnection, head: Claimed, attempt: Attempt,
+                      settled: list[Counter]) -> bool:
+        """Log the attempt and settle the delivery; False when the endpoint is gone or off.
+        `settled` gathers what to count once the transaction commits."""
         endpoint = await queue.lock_endpoint(conn, head.subscription_id)
         if endpoint is None:
             return False  # deleted meanwhile: its deliveries went with it
@@ -122,6 +141,7 @@ class DeliveryWorker:
         attempts = head.attempts + 1
         if outcome is Verdict.DELIVERED:
             await queue.finish(conn, head.id, "delivered", attempts)
+            settled.append(WEBHOOK_DELIVERIES.labels("delivered"))
             if endpoint.failing_since is not None:
                 await queue.mark_endpoint(conn, head.subscription_id, failing=False)
             return endpoint.enabled
@@ -131,10 +151,13 @@ class DeliveryWorker:
             delay = next_attempt_delay(attempts, self.settings.webhook_retry_scale, asked)
             if delay is None:
                 await queue.finish(conn, head.id, "failed", attempts)
+                settled.append(WEBHOOK_DELIVERIES.labels("failed"))
             else:
                 await queue.retry_at(conn, head.id, attempts, now + delay)
+                settled.append(WEBHOOK_DELIVERIES.labels("retried"))
         else:
             await queue.finish(conn, head.id, "failed", attempts)
+            settled.append(WEBHOOK_DELIVERIES.labels("failed"))
         limit = timedelta(hours=self.settings.webhook_disable_after_failing_hours)
         reason = "gone" if outcome is Verdict.GONE else (
             "failing" if failing_too_long(endpoint.failing_since, now, limit) else None)
@@ -142,6 +165,7 @@ class DeliveryWorker:
                                   disabled_reason=reason if endpoint.enabled else None)
         if reason and endpoint.enabled:
             await self._record_disabled(conn, head, reason, attempt, endpoint.failing_since)
+            settled.append(WEBHOOK_ENDPOINTS_DISABLED.labels(reason))
             return False
         return endpoint.enabled and outcome is not Verdict.RETRY
 
@@ -189,6 +213,7 @@ async def main(settings: Settings) -> None:
     """Run until cancelled (`gatherly work webhooks-delivery`; `gatherly up` supervises it)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     engine = create_engine(settings.database, SCHEMA, pool_size=4)
+    serve_metrics(settings.host, worker_metrics_port(settings, "webhooks-delivery"))
     worker = DeliveryWorker(settings, engine)
     try:
         await worker.run()
