@@ -1,6 +1,7 @@
 """KPI query routes: one per KPI family, every one over a window (`from`, `to`, `granularity`,
-`tz`). The community's time zone and feedback SLA are query parameters until the edge app owns
-communities (docs/kpi.md)."""
+`tz`). The community's time zone and feedback SLA come from the gateway's headers (the edge app
+owns communities); `tz` and `sla_hours` override them, and without either the defaults are UTC
+and 24 h (docs/kpi.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from gatherly.envelope import utc_now
@@ -27,7 +28,29 @@ ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 router = APIRouter(prefix="/v1/communities/{community_id}/kpis", tags=["kpis"])
 
-SlaHours = Annotated[float, Query(gt=0, le=24 * 365, description="feedback SLA, hours")]
+DEFAULT_SLA_HOURS = 24.0
+
+
+def sla(
+    sla_hours: Annotated[
+        float | None,
+        Query(gt=0, le=24 * 365, description="feedback SLA, hours (default: the community's)"),
+    ] = None,
+    x_gatherly_community_feedback_sla_hours: Annotated[
+        str | None, Header(include_in_schema=False)
+    ] = None,
+) -> float:
+    """The SLA asked for, else the community's (set by the gateway), else 24 h."""
+    if sla_hours is not None:
+        return sla_hours
+    try:
+        community_sla = float(x_gatherly_community_feedback_sla_hours or DEFAULT_SLA_HOURS)
+    except ValueError:
+        community_sla = DEFAULT_SLA_HOURS
+    return community_sla if 0 < community_sla <= 24 * 365 else DEFAULT_SLA_HOURS
+
+
+SlaHours = Annotated[float, Depends(sla)]
 
 
 def zone_name(tz: str) -> str:
@@ -42,10 +65,14 @@ def window(
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
     granularity: Granularity = "day",
-    tz: Annotated[str, Query(max_length=64, description="IANA zone")] = "UTC",
+    tz: Annotated[
+        str | None, Query(max_length=64, description="IANA zone (default: the community's)")
+    ] = None,
+    x_gatherly_community_time_zone: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Window:
-    """The window asked for; by default the last 30 days (in the community's zone)."""
-    zone = zone_name(tz)
+    """The window asked for; by default the last 30 days, in the zone asked for, else the
+    community's (set by the gateway), else UTC."""
+    zone = zone_name(tz or x_gatherly_community_time_zone or "UTC")
     last = to or utc_now().astimezone(ZoneInfo(zone)).date()
     try:
         return Window(from_ or days_ending(last, 30), last, granularity, zone)
@@ -124,7 +151,7 @@ async def one_event(
 @router.get("/feedback")
 async def feedback(
     community_id: CommunityPath, request: Request, community: Community, w: Span,
-    sla_hours: SlaHours = 24,
+    sla_hours: SlaHours,
 ) -> dict[str, Any]:
     """Submitted, answered, resolved; time to first answer; share within the SLA; backlog."""
     async with request.app.state.engine.connect() as conn:
@@ -171,7 +198,7 @@ async def followups(
 @router.get("/summary")
 async def summary(
     community_id: CommunityPath, request: Request, community: Community, w: Span,
-    sla_hours: SlaHours = 24,
+    sla_hours: SlaHours,
 ) -> dict[str, Any]:
     """Every headline number for the window."""
     async with request.app.state.engine.connect() as conn:
@@ -181,7 +208,7 @@ async def summary(
 @router.get("/stream")
 async def stream(
     community_id: CommunityPath, request: Request, community: Community, w: Span,
-    sla_hours: SlaHours = 24,
+    sla_hours: SlaHours,
 ) -> StreamingResponse:
     """Server-Sent Events: the summary now, and again within a second of every change."""
 

@@ -210,3 +210,30 @@ async def test_a_month_range_at_week_granularity_in_a_time_zone_is_bucketed_loca
                                         "tz": "Asia/Kolkata"})).json()
     assert [p["joined"] for p in utc["periods"]][:3] == [0, 1, 0]
     assert [p["joined"] for p in kolkata["periods"]][:3] == [0, 0, 1]
+
+
+async def test_the_communitys_zone_and_sla_from_the_gateway_are_the_defaults(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    h = History("c1")
+    late_sunday = datetime.fromisoformat("2025-03-09T20:00:00+00:00")  # Monday 01:30 in Kolkata
+    h.add("member.joined", "m1", late_sunday, channel="vk", joined_at=late_sunday)
+    await publish(settings, h.facts)
+    await project(settings, 1)
+    community = {"X-Gatherly-Community-Time-Zone": "Asia/Kolkata",
+                 "X-Gatherly-Community-Feedback-Sla-Hours": "48"}
+    week = {**RANGE, "granularity": "week"}
+    path = "/v1/communities/c1/kpis"
+    local = (await client.get(f"{path}/members", params=week, headers=community)).json()
+    asked = (await client.get(f"{path}/members", params={**week, "tz": "UTC"},
+                              headers=community)).json()
+    direct = (await client.get(f"{path}/members", params=week)).json()
+    assert (local["tz"], [p["joined"] for p in local["periods"]][:3]) == ("Asia/Kolkata",
+                                                                         [0, 0, 1])
+    assert (asked["tz"], [p["joined"] for p in asked["periods"]][:3]) == ("UTC", [0, 1, 0])
+    assert direct["tz"] == "UTC"
+    sla = [(await client.get(f"{path}/feedback", params=params, headers=headers)).json()
+           ["sla_hours"] for params, headers in ((RANGE, community),
+                                                 ({**RANGE, "sla_hours": "2"}, community),
+                                                 (RANGE, {}))]
+    assert sla == [48, 2, 24]
