@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,33 +25,50 @@ class Notifier:
 
     def __init__(self, database_url: str) -> None:
         self.url = to_libpq_url(database_url)
-        self.wakers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.wakers: dict[str, set[asyncio.Event]] = {}
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
-    async def _listen(self) -> None:
+    async def listen(self) -> None:
+        """(Re)open the LISTEN connection if it is not open; without it streams still poll."""
+        if self._closed or (self._conn is not None and not self._conn.is_closed()):
+            return
         async with self._lock:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self.url, timeout=5)
-                await self._conn.add_listener(CHANNEL, self._on_notify)
+            if not self._closed and (self._conn is None or self._conn.is_closed()):
+                with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+                    conn = await asyncpg.connect(self.url, timeout=5)
+                    await conn.add_listener(CHANNEL, self._on_notify)
+                    conn.add_termination_listener(self._on_lost)
+                    self._conn = conn
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, community: str) -> None:
-        for event in self.wakers.get(community, ()):
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, community: object) -> None:
+        for event in self.wakers.get(str(community), ()):
             event.set()
+
+    def _on_lost(self, _conn: object) -> None:
+        # Notifications sent while nobody listened are gone: every stream re-queries now (and
+        # so reconnects) rather than at its next fallback.
+        for events in self.wakers.values():
+            for event in events:
+                event.set()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, community: str) -> AsyncIterator[asyncio.Event]:
-        # Without the hint the stream still re-queries on its fallback interval.
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            await self._listen()
+        await self.listen()
         event = asyncio.Event()
-        self.wakers[community].add(event)
+        self.wakers.setdefault(community, set()).add(event)
         try:
             yield event
         finally:
-            self.wakers[community].discard(event)
+            # Drop the community's entry with its last stream: ids come from clients.
+            streams = self.wakers.get(community, set())
+            streams.discard(event)
+            if not streams:
+                self.wakers.pop(community, None)
 
     async def close(self) -> None:
+        self._closed = True
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
 
@@ -64,6 +80,7 @@ async def kpi_events(
     async with notifier.subscribe(community) as woken:
         last: str | None = None
         while True:
+            await notifier.listen()
             current = json.dumps(await query(), sort_keys=True)
             if current != last:
                 yield f"event: kpis\ndata: {current}\n\n"
