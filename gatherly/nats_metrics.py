@@ -120,14 +120,18 @@ class NatsMonitorCollector(Collector):
         return document
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gatherly.nats_metrics",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
+                                     description="Serve a NATS server's metrics to Prometheus.")
     parser.add_argument("--monitor-url", default="http://127.0.0.1:8222",
                         help="the NATS server's HTTP monitoring address")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve /metrics on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     REGISTRY.register(NatsMonitorCollector(args.monitor_url))
     server, thread = start_http_server(args.port, addr=args.host)

@@ -13,15 +13,19 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from gatherly import nats_metrics
 from gatherly.cli import build_parser
-from gatherly.metrics import projector_metrics_port, relay_metrics_port
+from gatherly.metrics import projector_metrics_port, relay_metrics_port, worker_metrics_port
 from gatherly.registry import APPS, PROJECTIONS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-GATHERLY = {name: s for name, s in SERVICES.items() if s.get("image") == "gatherly:latest"}
+IMAGE = {name: s for name, s in SERVICES.items() if s.get("image") == "gatherly:latest"}
+# The image's own entry point (`gatherly`); the NATS exporter runs another module of the image.
+GATHERLY = {name: s for name, s in IMAGE.items() if "entrypoint" not in s}
+EXPORTER = SERVICES["nats-exporter"]
 DYNAMIC_VARIABLES = set(
     re.findall(r'env "([A-Z_]+)"', (ROOT / "gateway/traefik/dynamic.yml").read_text())
 )
@@ -45,6 +49,8 @@ def expected_port(name: str) -> int:
         return relay_metrics_port(settings, rest[0])
     if kind == "project":
         return projector_metrics_port(settings, rest[0])
+    if kind == "work":
+        return worker_metrics_port(settings, rest[0])
     raise AssertionError(f"{name} listens nowhere")
 
 
@@ -98,10 +104,10 @@ def test_prometheus_scrapes_every_metrics_endpoint_at_its_port() -> None:
                 assert static["labels"]["service"] == host, target
                 scraped[host] = int(port)
     for name, service in GATHERLY.items():
-        # The edge app's traffic is measured by Traefik, which every request passes.
-        if service["command"] == ["serve", "edge"] or service["command"][0] in ("migrate", "work"):
-            continue
-        assert scraped.get(name) == expected_port(name), name
+        if service["command"] != ["migrate"]:
+            assert scraped.get(name) == expected_port(name), name
+    assert scraped["nats-exporter"] == nats_metrics.build_parser().parse_args(
+        EXPORTER["command"]).port
     admin = re.search(r"admin:\s*\n\s*address: \":(\d+)\"",
                       (ROOT / "deploy/traefik/traefik.yml").read_text())
     assert admin is not None and scraped["traefik"] == int(admin.group(1))
@@ -147,3 +153,14 @@ def test_the_image_runs_gatherly_and_exposes_every_port() -> None:
     for name, service in GATHERLY.items():
         if service["command"][0] not in ("migrate", "work"):
             assert expected_port(name) in exposed, name
+
+
+def test_the_nats_exporter_reads_the_monitoring_port_nats_opens() -> None:
+    args = nats_metrics.build_parser().parse_args(EXPORTER["command"])
+    assert EXPORTER["entrypoint"] == ["python", "-m", "gatherly.nats_metrics"]
+    monitor = re.search(r"^http: [\d.]+:(\d+)$", (ROOT / "deploy/nats/nats.conf").read_text(), re.M)
+    assert monitor is not None
+    url = urlsplit(args.monitor_url)
+    assert (url.hostname, url.port) == ("nats", int(monitor.group(1)))
+    assert f"127.0.0.1:{args.port}/metrics" in " ".join(EXPORTER["healthcheck"]["test"])
+    assert EXPORTER["depends_on"]["nats"]["condition"] == "service_healthy"

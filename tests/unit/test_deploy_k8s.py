@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from gatherly import nats_metrics
 from gatherly.cli import build_parser
 from gatherly.registry import APPS, PROJECTIONS, WORKERS, WRITERS
 from gatherly.settings import Settings
@@ -69,3 +70,19 @@ def test_nats_is_a_three_node_cluster_and_the_stream_has_three_replicas() -> Non
     assert of_kind("ConfigMap")["gatherly"]["data"]["GATHERLY_STREAM_REPLICAS"] == "3"
     cluster = (K8S.parent / "nats" / "cluster.conf").read_text()
     assert all(f"nats-{i}.nats:6222" in cluster for i in range(3))
+
+
+def test_every_nats_node_has_a_metrics_sidecar_prometheus_scrapes() -> None:
+    pod = of_kind("StatefulSet")["nats"]["spec"]["template"]
+    sidecar = next(c for c in pod["spec"]["containers"] if c["name"] == "nats-exporter")
+    assert sidecar["command"] == ["python", "-m", "gatherly.nats_metrics"]
+    args = nats_metrics.build_parser().parse_args(sidecar["args"])
+    assert args.monitor_url == "http://127.0.0.1:8222"  # the node's own monitoring port
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(args.port)
+
+
+def test_every_gatherly_http_app_is_scraped_at_its_port() -> None:
+    for name, (_, port_field) in APPS.items():
+        pod = of_kind("Deployment")[name]["spec"]["template"]
+        port = getattr(Settings(), port_field)
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port), name
