@@ -26,8 +26,11 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    SubjectTransform,
 )
 from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+from gatherly.partition import FACT_SUBJECT, partition_count, transform_destination
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,17 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 
 class BusUnavailable(Exception):
     """NATS could not be reached or did not answer in time; the caller retries."""
+
+
+class PartitionMismatch(Exception):
+    """The stream holds facts partitioned one way and the settings ask for another: refused,
+    since a consumer would silently miss the facts stored under the other count."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerProgress:
+    acked_through: int  # every message of the consumer at or below this stream sequence is acked
+    outstanding: int  # messages not yet delivered plus delivered but not yet acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,18 @@ class PullConsumer:
             raise BusUnavailable(str(error)) from error
         return [_delivery(message) for message in messages]
 
+    async def progress(self) -> ConsumerProgress:
+        """The server's view: a filtered consumer's only gap-free position is its ack floor."""
+        try:
+            info = await self._subscription.consumer_info()
+        except (ConnectionClosedError, NoServersError, ServiceUnavailableError,
+                NatsTimeout, TimeoutError) as error:
+            raise BusUnavailable(str(error)) from error
+        return ConsumerProgress(
+            acked_through=int(info.ack_floor.stream_seq if info.ack_floor else 0),
+            outstanding=int(info.num_pending or 0) + int(info.num_ack_pending or 0),
+        )
+
     async def close(self) -> None:
         try:
             await self._subscription.unsubscribe()
@@ -98,6 +124,11 @@ def _delivery(message: Msg) -> Delivery:
         delivered_count=metadata.num_delivered,
         _msg=message,
     )
+
+
+def _partitioning(count: int) -> SubjectTransform | None:
+    destination = transform_destination(count)
+    return SubjectTransform(src=FACT_SUBJECT, dest=destination) if destination else None
 
 
 def servers(url: str) -> list[str]:
@@ -162,12 +193,16 @@ class Bus:
         return bool(self._client.is_connected)
 
     async def ensure_stream(
-        self, *, duplicate_window: float, replicas: int | None = None
+        self, *, duplicate_window: float, replicas: int | None = None,
+        partitions: int | None = None,
     ) -> None:
         """File storage, everything under `gatherly.>`; the duplicate window dedups republishes.
 
         `replicas` None keeps an existing stream's replica count (an R3 stream on a cluster must
-        not be scaled down by a process started without the setting) and creates one with 1."""
+        not be scaled down by a process started without the setting) and creates one with 1.
+        `partitions` None keeps an existing stream's partitioning and creates it whole; a count
+        that differs from the stream's is applied only while the stream is empty, and refused
+        (PartitionMismatch) once it holds facts (docs/adr/0005)."""
         config = StreamConfig(
             name=self._stream,
             subjects=SUBJECTS,
@@ -179,10 +214,32 @@ class Bus:
             info = await self._js.stream_info(self._stream)
         except NotFoundError:
             config.num_replicas = replicas or 1
+            config.subject_transform = _partitioning(partitions or 1)
             await self._js.add_stream(config)
             return
         config.num_replicas = replicas or info.config.num_replicas or 1
+        transform = info.config.subject_transform
+        current = partition_count(transform.dest if transform else None)
+        wanted = partitions or current
+        if wanted != current and info.state.last_seq > 0:
+            raise PartitionMismatch(
+                f"stream {self._stream} holds facts in {current} partition(s), the settings ask"
+                f" for {wanted}; changing the count is a deliberate operation (docs/adr/0005)"
+            )
+        config.subject_transform = _partitioning(wanted)
         await self._js.update_stream(config)
+
+    async def partitions(self) -> int:
+        """How many partitions the stream's subject transform makes (1: none)."""
+        transform = (await self._js.stream_info(self._stream)).config.subject_transform
+        return partition_count(transform.dest if transform else None)
+
+    async def last_sequence_of(self, subject: str) -> int:
+        """The stream sequence of the last message on `subject` (wildcards allowed); 0: none."""
+        try:
+            return int((await self._js.get_last_msg(self._stream, subject)).seq or 0)
+        except NotFoundError:
+            return 0
 
     async def delete_stream(self) -> None:
         """Drop the stream and everything on it (tests, and a deliberate fresh start)."""

@@ -83,12 +83,17 @@ def aware_time(value: str) -> datetime:
 
 
 def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
-    from gatherly.projection import run_projection
+    from gatherly.bus import PartitionMismatch
+    from gatherly.projector import run_projection
     from gatherly.telemetry import configure_tracing
 
     configure_tracing(f"gatherly-{args.projection}-projector")
     projection = load(PROJECTIONS[args.projection])()
-    asyncio.run(run_projection(settings, projection))
+    try:
+        asyncio.run(run_projection(settings, projection))
+    except PartitionMismatch as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

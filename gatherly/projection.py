@@ -6,6 +6,10 @@ message is settled. Messages are acknowledged only after that commit. A redelive
 its version already applied and is skipped; a message that arrives ahead of an earlier version of
 its own aggregate (JetStream may redeliver out of order) is deferred until the gap closes, so each
 aggregate's events are applied in order.
+
+A runner consumes one partition of the stream (docs/adr/0005; the default, partition 0 of 1, is
+the whole stream) and leads it alone under a Postgres advisory lock; `gatherly.projector` runs a
+process's runners and hands partitions between processes.
 """
 
 from __future__ import annotations
@@ -13,26 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
-import zlib
 from typing import Protocol
 
 import asyncpg
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.bus import Bus, BusUnavailable, Delivery, PullConsumer
-from gatherly.db import create_engine
+from gatherly import bookkeeping
+from gatherly.bus import Bus, BusUnavailable, Delivery, PartitionMismatch, PullConsumer
 from gatherly.envelope import Envelope, MalformedEnvelope, from_json
-from gatherly.metrics import (
-    ProjectionMetrics,
-    projector_metrics_port,
-    sample_every,
-    serve_metrics,
-)
+from gatherly.metrics import ProjectionMetrics, sample_every
+from gatherly.partition import Partition
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.settlement import BatchOutcome, Watermark, order_batch
 from gatherly.telemetry import link_to, tracer
@@ -58,18 +55,44 @@ class GenerationChanged(Exception):
     """The projection was reset for a rebuild; restart from its new checkpoint."""
 
 
+class Turn(Protocol):
+    """Whether this process should lead a partition now (the projector balances processes)."""
+
+    def may_take(self, partition: Partition) -> bool: ...
+
+    def must_yield(self, partition: Partition) -> bool: ...
+
+    def holding(self, partition: Partition, held: bool) -> None: ...
 
 
-def leader_key(projection: str) -> int:
-    """Held for as long as one runner is the projection's only consumer."""
-    return zlib.crc32(f"gatherly-projection-leader:{projection}".encode())
+class EveryTurn:
+    """A runner on its own: take the partition whenever its lock is free, never hand it over."""
+
+    def may_take(self, partition: Partition) -> bool:
+        return True
+
+    def must_yield(self, partition: Partition) -> bool:
+        return False
+
+    def holding(self, partition: Partition, held: bool) -> None:
+        return None
 
 
 class ProjectionRunner:
-    def __init__(self, settings: Settings, projection: Projection, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        projection: Projection,
+        engine: AsyncEngine,
+        *,
+        partition: Partition | None = None,
+        turn: Turn | None = None,
+    ) -> None:
         self.settings = settings
         self.projection = projection
         self.engine = engine
+        self.partition = partition or Partition()
+        self.turn: Turn = turn or EveryTurn()
         self.stopping = asyncio.Event()
         self.generation = 0
         # The checkpoint is a watermark: every stream sequence at or below it is settled. A
@@ -78,7 +101,13 @@ class ProjectionRunner:
         self.watermark = Watermark()
         self._pending = Watermark()
         self.applied = 0
-        self.metrics = ProjectionMetrics(projection.name, settings.stream_name)
+        self.metrics = ProjectionMetrics(projection.name, settings.stream_name,
+                                         self.partition.label)
+
+    @property
+    def title(self) -> str:
+        whole = self.partition.whole
+        return self.projection.name + ("" if whole else f" partition {self.partition.label}")
 
     async def run(self) -> None:
         backoff = 0.2
@@ -97,49 +126,67 @@ class ProjectionRunner:
     async def _lead(self) -> None:
         leader = await asyncpg.connect(to_libpq_url(self.settings.database), timeout=5)
         try:
-            key = leader_key(self.projection.name)
-            while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            key = self.partition.leader_key(self.projection.name)
+            while not (self.turn.may_take(self.partition)
+                       and await leader.fetchval("SELECT pg_try_advisory_lock($1)", key)):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), 1.0)
                 if self.stopping.is_set():
                     return
-            await self._consume_while_leader(leader)
+            self.turn.holding(self.partition, True)
+            log.info("projection %s: leading", self.title)
+            try:
+                await self._consume_while_leader(leader)
+            finally:
+                self.turn.holding(self.partition, False)
+                self.metrics.forget()
         finally:
             if not leader.is_closed():
-                await leader.close()
+                await leader.close()  # ends the session, so the lock is free for another runner
+            log.info("projection %s: released", self.title)
 
     async def _consume_while_leader(self, leader: asyncpg.Connection) -> None:
         checkpoint, self.generation = await self.checkpoint()
         self.watermark = Watermark(checkpoint)
         bus = await Bus.connect(
-            self.settings.nats, stream=self.settings.stream_name, name=self.projection.name
-        )
-        sampler = asyncio.create_task(
-            sample_every(self.settings.metrics_sample_seconds, self.stopping,
-                         lambda: self._sample_lag(bus))
+            self.settings.nats, stream=self.settings.stream_name,
+            name=self.partition.durable(self.projection.name),
         )
         try:
             await bus.ensure_stream(
                 duplicate_window=self.settings.duplicate_window_seconds,
                 replicas=self.settings.stream_replicas,
+                partitions=self.settings.stream_partitions,
             )
+            if not self.partition.whole and await bus.partitions() != self.partition.count:
+                raise PartitionMismatch(f"{self.title}: the stream is partitioned otherwise")
             consumer = await bus.pull_consumer(
-                self.projection.name,
+                self.partition.durable(self.projection.name),
                 start_sequence=checkpoint + 1,
                 ack_wait=self.settings.projection_ack_wait_seconds,
                 max_ack_pending=self.settings.projection_batch_size * 4,
+                filter_subject=self.partition.filter_subject,
             )
-            await self._consume(consumer, leader)
+            sampler = asyncio.create_task(
+                sample_every(self.settings.metrics_sample_seconds, self.stopping,
+                             lambda: self._sample_lag(bus, consumer))
+            )
+            try:
+                await self._consume(consumer, leader)
+            finally:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
             await bus.close()
 
-    async def _sample_lag(self, bus: Bus) -> None:
+    async def _sample_lag(self, bus: Bus, consumer: PullConsumer) -> None:
         last = await bus.last_sequence()
         self.metrics.stream_last.set(last)
-        self.metrics.lag.set(max(0, last - self.watermark.value))
+        if self.partition.whole:
+            self.metrics.lag.set(max(0, last - self.watermark.value))
+        else:  # the stream's other partitions are no lag of this one
+            self.metrics.lag.set((await consumer.progress()).outstanding)
 
     async def _consume(self, consumer: PullConsumer, leader: asyncpg.Connection) -> None:
         """Fetch the next batch while the current one is applied: the stream and the database
@@ -147,21 +194,33 @@ class ProjectionRunner:
         batch = self.settings.projection_batch_size
         upcoming = asyncio.ensure_future(consumer.fetch(batch, wait=1.0))
         try:
-            while not self.stopping.is_set() and not leader.is_closed():
+            while not (self.stopping.is_set() or leader.is_closed()
+                       or self.turn.must_yield(self.partition)):
                 deliveries = await upcoming
                 upcoming = asyncio.ensure_future(consumer.fetch(batch, wait=1.0))
+                floor = await self._acked_through(consumer)
                 if not deliveries:
                     if (await self.checkpoint())[1] != self.generation:
                         raise GenerationChanged
+                    if floor > self.watermark.value:
+                        await self.apply_batch([], acked_through=floor)
                     continue
-                outcome = await self.apply_batch(deliveries)
+                outcome = await self.apply_batch(deliveries, acked_through=floor)
                 await self._settle(outcome)
         finally:
             upcoming.cancel()
             with contextlib.suppress(asyncio.CancelledError, BusUnavailable):
                 await upcoming
 
-    async def apply_batch(self, deliveries: list[Delivery]) -> BatchOutcome:
+    async def _acked_through(self, consumer: PullConsumer) -> int:
+        """The whole stream's watermark closes its own gaps; a partition's never would."""
+        if self.partition.whole:
+            return 0
+        return (await consumer.progress()).acked_through
+
+    async def apply_batch(
+        self, deliveries: list[Delivery], *, acked_through: int = 0
+    ) -> BatchOutcome:
         links = [link for d in deliveries if (link := link_to(d.headers)) is not None]
         with tracer().start_as_current_span(
             f"{self.projection.name} process",
@@ -171,36 +230,31 @@ class ProjectionRunner:
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
                 "messaging.batch.message_count": len(deliveries),
-                "messaging.consumer.group.name": self.projection.name,
+                "messaging.consumer.group.name": self.partition.durable(self.projection.name),
             },
         ):
             started = time.perf_counter()
             async with self.engine.begin() as conn:
-                outcome = await self._apply_in(conn, deliveries)
+                outcome = await self._apply_in(conn, deliveries, acked_through)
             self.watermark = self._pending
             self._measure(len(deliveries), time.perf_counter() - started)
             return outcome
 
     def _measure(self, batch_size: int, seconds: float) -> None:
-        self.metrics.batch_size.observe(batch_size)
-        self.metrics.batch_duration.observe(seconds)
+        if batch_size:
+            self.metrics.batch_size.observe(batch_size)
+            self.metrics.batch_duration.observe(seconds)
         self.metrics.checkpoint.set(self.watermark.value)
         self.metrics.last_batch.set(time.time())
 
-    async def _apply_in(self, conn: AsyncConnection, deliveries: list[Delivery]) -> BatchOutcome:
+    async def _apply_in(
+        self, conn: AsyncConnection, deliveries: list[Delivery], acked_through: int
+    ) -> BatchOutcome:
         name = self.projection.name
-        # The row lock serialises every transaction that changes this projection (a second
+        # The row lock serialises every transaction that changes this partition (a second
         # runner, a replay's reset), so versions read below cannot change before commit.
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT stream_seq, generation FROM projection_checkpoint"
-                    " WHERE projection = :p FOR UPDATE"
-                ),
-                {"p": name},
-            )
-        ).one()
-        if row.generation != self.generation:
+        stored, generation = await bookkeeping.lock_checkpoint(conn, name, self.partition.label)
+        if generation != self.generation:
             raise GenerationChanged
         outcome, envelopes = BatchOutcome(), {}
         for delivery in deliveries:
@@ -209,47 +263,15 @@ class ProjectionRunner:
             except MalformedEnvelope as error:
                 log.error("%s: poison message %d: %s", name, delivery.stream_sequence, error)
                 outcome.poison.append(delivery)
-        applied = await self._applied_versions(conn, {e.subject for e in envelopes.values()})
+        applied = await bookkeeping.applied_versions(
+            conn, name, {e.subject for e in envelopes.values()})
         to_apply = order_batch(deliveries, envelopes, applied, outcome)
-        self._pending = self.watermark.advanced(outcome.settled, row.stream_seq)
+        self._pending = self.watermark.advanced(outcome.settled, stored).raised_to(acked_through)
         if to_apply:
             await self.projection.apply(conn, to_apply)
-            await self._record_versions(conn, to_apply)
-        await conn.execute(
-            text(
-                "UPDATE projection_checkpoint SET stream_seq = :s, updated_at = now()"
-                " WHERE projection = :p"
-            ),
-            {"p": name, "s": self._pending.value},
-        )
+            await bookkeeping.record_versions(conn, name, to_apply)
+        await bookkeeping.save_checkpoint(conn, name, self.partition.label, self._pending.value)
         return outcome
-
-
-
-    async def _applied_versions(self, conn: AsyncConnection, streams: set[str]) -> dict[str, int]:
-        if not streams:
-            return {}
-        result = await conn.execute(
-            text(
-                "SELECT stream_id, version FROM projection_applied"
-                " WHERE projection = :p AND stream_id = ANY(:s)"
-            ),
-            {"p": self.projection.name, "s": list(streams)},
-        )
-        return {row.stream_id: row.version for row in result}
-
-    async def _record_versions(self, conn: AsyncConnection, events: list[Envelope]) -> None:
-        latest: dict[str, int] = {}
-        for envelope in events:
-            latest[envelope.subject] = max(latest.get(envelope.subject, 0), envelope.sequence)
-        await conn.execute(
-            text(
-                "INSERT INTO projection_applied (projection, stream_id, version)"
-                " SELECT :p, * FROM unnest(CAST(:s AS text[]), CAST(:v AS int[]))"
-                " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version"
-            ),
-            {"p": self.projection.name, "s": list(latest), "v": list(latest.values())},
-        )
 
     async def _settle(self, outcome: BatchOutcome) -> None:
         for delivery in [*outcome.applied, *outcome.duplicates]:
@@ -265,38 +287,6 @@ class ProjectionRunner:
         self.metrics.poison.inc(len(outcome.poison))
 
     async def checkpoint(self) -> tuple[int, int]:
-        """(stream sequence settled so far, generation), creating the row on first use."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO projection_checkpoint (projection) VALUES (:p)"
-                    " ON CONFLICT DO NOTHING"
-                ),
-                {"p": self.projection.name},
-            )
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT stream_seq, generation FROM projection_checkpoint"
-                        " WHERE projection = :p"
-                    ),
-                    {"p": self.projection.name},
-                )
-            ).one()
-        return int(row.stream_seq), int(row.generation)
-
-
-async def run_projection(settings: Settings, projection: Projection) -> None:
-    """`gatherly project <name>`: run until SIGTERM or SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    engine = create_engine(settings.database, projection.schema, pool_size=2)
-    runner = ProjectionRunner(settings, projection, engine)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, runner.stopping.set)
-    serve_metrics(settings.host, projector_metrics_port(settings, projection.name))
-    try:
-        await runner.run()
-    finally:
-        await engine.dispose()
+        """(stream sequence settled so far, generation) of this runner's partition."""
+        return await bookkeeping.read_checkpoint(
+            self.engine, self.projection.name, self.partition.label)

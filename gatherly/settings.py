@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # JetStream replicas of the stream when a relay or projector creates it (3 on a 3-node
     # cluster); unset keeps an existing stream's replicas and creates a new one with 1.
     stream_replicas: int | None = Field(default=None, ge=1, le=5)
+    # Partitions of the stream by community (docs/adr/0005): each partitioned projection runs one
+    # consumer per partition, and its projector processes split them. 1 is today's single
+    # consumer. Changing it on a stream that holds facts is refused at start: it is a deliberate
+    # operation (ADR 0005 says how).
+    stream_partitions: int = Field(default=1, ge=1, le=256)
+    partitioned_projections: list[str] = Field(default_factory=lambda: ["kpi"])
 
     # Outbound webhooks (services/webhooks). The retry schedule is Standard Webhooks' (5 s to
     # 10 h over eight attempts) times `webhook_retry_scale` (tests shrink it); an endpoint whose

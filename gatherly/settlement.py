@@ -71,3 +71,11 @@ class Watermark:
         while value + 1 in pending:
             value += 1
         return Watermark(value, {s for s in pending if s > value})
+
+    def raised_to(self, floor: int) -> Watermark:
+        """At least `floor`: a partition's consumer sees only its own sequences, so the gaps
+        between them never fill; the server's ack floor (everything at or below it acked, and
+        acks follow commits) is the position that jumps them."""
+        if floor <= self.value:
+            return self
+        return Watermark(floor, {s for s in self.settled_above if s > floor})
