@@ -78,4 +78,4 @@ class Watermark:
         acks follow commits) is the position that jumps them."""
         if floor <= self.value:
             return self
-        return Watermark(floor, {s for s in self.settled_above if s > floor})
+        return Watermark(floor).advanced(self.settled_above, stored=floor)

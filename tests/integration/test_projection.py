@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
+from gatherly.bus import Bus, PartitionMismatch
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.outbox import Relay
+from gatherly.partition import Partition
 from gatherly.projection import ProjectionRunner
+from gatherly.projector import Projector
 from gatherly.replay import replay
 from gatherly.settings import Settings
 from services.kpi.projections import KpiProjection
@@ -21,20 +25,23 @@ from tests.helpers import eventually, joined, left, running, stream_deliveries
 STORE = EventStore(source="/gatherly/members")
 
 
-async def write_members(settings: Settings, joins: int, leaves: int) -> None:
+async def write_members(
+    settings: Settings, joins: int, leaves: int, communities: tuple[str, ...] = ("c1",)
+) -> None:
+    """`joins` members in each community, the first `leaves` of each leaving again."""
     engine = create_engine(settings.database, "members")
-    streams = [str(uuid.uuid4()) for _ in range(joins)]
-    for stream in streams:
+    streams = [(community, str(uuid.uuid4())) for _ in range(joins) for community in communities]
+    for community, stream in streams:
         async with engine.begin() as conn:
-            await STORE.append(conn, stream_id=stream, community_id="c1", expected_version=0,
-                               events=[joined()])
-    for stream in streams[:leaves]:
+            await STORE.append(conn, stream_id=stream, community_id=community,
+                               expected_version=0, events=[joined()])
+    for community, stream in streams[: leaves * len(communities)]:
         async with engine.begin() as conn:
-            await STORE.append(conn, stream_id=stream, community_id="c1", expected_version=1,
-                               events=[left()])
+            await STORE.append(conn, stream_id=stream, community_id=community,
+                               expected_version=1, events=[left()])
     relay = Relay(settings, "members", engine)
     async with running(relay):
-        await eventually(lambda: _published(relay, joins + leaves))
+        await eventually(lambda: _published(relay, (joins + leaves) * len(communities)))
     await engine.dispose()
 
 
@@ -42,11 +49,11 @@ async def _published(relay: Relay, count: int) -> bool:
     return relay.published >= count
 
 
-async def today_counts(settings: Settings) -> tuple[int, int, int]:
+async def today_counts(settings: Settings, community: str = "c1") -> tuple[int, int, int]:
     engine = create_engine(settings.database, "kpi")
     today = datetime.now(UTC).date()
     async with engine.connect() as conn:
-        day = await members_kpi(conn, "c1", Window(today, today, "day", "UTC"))
+        day = await members_kpi(conn, community, Window(today, today, "day", "UTC"))
     await engine.dispose()
     return day["joined"], day["left"], day["total"]
 
@@ -110,3 +117,60 @@ async def test_a_replayed_projection_equals_the_live_one(settings: Settings) -> 
     await replay(settings, KpiProjection(), show=False)  # rebuilt by the replay command itself
     await engine.dispose()
     assert before == rebuilt_live == await today_counts(settings) == (30, 12, 18)
+
+
+COMMUNITIES = tuple(f"c{i}" for i in range(12))
+
+
+async def partition_the_stream(settings: Settings, count: int) -> Settings:
+    """The settings with `count` partitions, and the (still empty) stream partitioned so."""
+    partitioned = settings.model_copy(update={"stream_partitions": count})
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="test")
+    try:
+        await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds,
+                                partitions=count)
+    finally:
+        await bus.close()
+    return partitioned
+
+
+async def test_partitions_split_the_communities_and_count_each_fact_once(
+    settings: Settings,
+) -> None:
+    settings = await partition_the_stream(settings, 4)
+    await write_members(settings, joins=5, leaves=2, communities=COMMUNITIES)
+    engine = create_engine(settings.database, "kpi", pool_size=5)
+    projector = Projector(settings, KpiProjection(), engine)
+    async with running(projector):
+        await eventually(lambda: _projected(projector, 7 * len(COMMUNITIES)))
+        per_partition = [runner.applied for runner in projector.runners]
+        live = [await today_counts(settings, c) for c in COMMUNITIES]
+        await replay(settings, KpiProjection(), show=False)  # rebuilt by the live runners
+        rebuilt = [await today_counts(settings, c) for c in COMMUNITIES]
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT partition, stream_seq FROM projection_checkpoint"
+                                       " WHERE projection = 'kpi' ORDER BY partition"))
+        checkpoints = {row.partition: row.stream_seq for row in rows}
+    await engine.dispose()
+    assert live == rebuilt == [(5, 2, 3)] * len(COMMUNITIES)
+    assert sum(per_partition) == 7 * len(COMMUNITIES)
+    assert sum(1 for applied in per_partition if applied) > 1, "one partition took everything"
+    assert set(checkpoints) == {"0/4", "1/4", "2/4", "3/4"}
+
+
+async def _projected(projector: Projector, count: int) -> bool:
+    return projector.applied >= count
+
+
+async def test_a_partition_count_that_disagrees_with_the_stream_is_refused(
+    settings: Settings,
+) -> None:
+    await write_members(settings, joins=2, leaves=0)  # the stream now holds unpartitioned facts
+    partitioned = settings.model_copy(update={"stream_partitions": 4})
+    engine = create_engine(settings.database, "kpi")
+    runner = ProjectionRunner(partitioned, KpiProjection(), engine, partition=Partition(1, 4))
+    try:
+        with pytest.raises(PartitionMismatch):
+            await runner.run()
+    finally:
+        await engine.dispose()

@@ -54,3 +54,12 @@ def test_the_watermark_never_passes_an_unsettled_sequence() -> None:
 
 def test_the_watermark_starts_from_what_the_database_holds() -> None:
     assert Watermark(0).advanced({6}, stored=5).value == 6
+
+
+def test_a_partitions_ack_floor_carries_its_watermark_over_other_partitions_sequences() -> None:
+    mark = Watermark(0).advanced({2, 5}, stored=0)  # 1, 3 and 4 belong to other partitions
+    assert mark.value == 0
+    raised = mark.raised_to(4)
+    assert (raised.value, raised.settled_above) == (5, set())
+    assert raised.raised_to(3) is raised, "a stale floor never moves the watermark back"
+    assert Watermark(0).advanced({7}, stored=0).raised_to(5).settled_above == {7}
