@@ -209,11 +209,24 @@ class DeliveryWorker:
         self._wake.clear()
 
 
+def _show_every_outcome() -> None:
+    """Every series from the start, at 0: a dashboard (and an alert on `increase`) sees a first
+    failure or a first disabled endpoint, not a series that appears out of nowhere."""
+    for judged in Verdict:
+        WEBHOOK_ATTEMPTS.labels(judged.value)
+        WEBHOOK_ATTEMPT_DURATION.labels(judged.value)
+    for outcome in ("delivered", "retried", "failed"):
+        WEBHOOK_DELIVERIES.labels(outcome)
+    for reason in ("gone", "failing"):
+        WEBHOOK_ENDPOINTS_DISABLED.labels(reason)
+
+
 async def main(settings: Settings) -> None:
     """Run until cancelled (`gatherly work webhooks-delivery`; `gatherly up` supervises it)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     engine = create_engine(settings.database, SCHEMA, pool_size=4)
     serve_metrics(settings.host, worker_metrics_port(settings, "webhooks-delivery"))
+    _show_every_outcome()
     worker = DeliveryWorker(settings, engine)
     try:
         await worker.run()

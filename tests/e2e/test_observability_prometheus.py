@@ -1,5 +1,8 @@
 """Prometheus (Debian's package) scrapes the running system with deploy/prometheus/prometheus.yml:
-every metric the Grafana dashboards query exists, and the pipeline's metrics move with traffic."""
+every metric the Grafana dashboards query exists, and the pipeline's metrics move with traffic.
+
+NATS is started here with its monitoring port, beside `gatherly.nats_metrics` (the compose
+`nats-exporter`); the system runs against it as against an external server."""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,10 @@ import pytest
 import yaml
 
 from bench.system import RunningSystem
-from gatherly.registry import APPS, PROJECTIONS, WRITERS
+from gatherly.local.nats import EmbeddedNats
+from gatherly.metrics import worker_metrics_port
+from gatherly.registry import APPS, PROJECTIONS, WORKERS, WRITERS
+from gatherly.settings import Settings
 from tests.unit.test_deploy_dashboards import DASHBOARDS, dashboard_metrics, expressions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -71,14 +80,44 @@ def free_block(size: int) -> int:
     raise RuntimeError("no block of free ports")
 
 
-def loopback_targets(system: RunningSystem, relays: int, projectors: int) -> dict[str, int]:
+def loopback_targets(
+    system: RunningSystem, relays: int, projectors: int, exporter: int
+) -> dict[str, int]:
     """The compose `service` label of each scrape target -> its port on this machine."""
     env = system.env
-    ports = {app: int(env[f"GATHERLY_{app.upper()}_PORT"]) for app in APPS if app != "edge"}
+    ports = {app: int(env[f"GATHERLY_{app.upper()}_PORT"]) for app in APPS}
     ports |= {f"relay-{schema}": relays + i for i, schema in enumerate(WRITERS)}
     ports |= {f"project-{name}": projectors + i for i, name in enumerate(PROJECTIONS)}
+    settings = Settings(projector_metrics_port=projectors)
+    ports |= {f"work-{name}": worker_metrics_port(settings, name) for name in WORKERS}
     ports["traefik"] = int(env["GATHERLY_TRAEFIK_ADMIN_PORT"])
+    ports["nats-exporter"] = exporter
     return ports
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook endpoint that takes every delivery."""
+
+    received = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received += 1
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
 
 
 def scrape_config_for(ports: dict[str, int]) -> dict[str, Any]:
@@ -103,18 +142,30 @@ def scrape_config_for(ports: dict[str, int]) -> dict[str, Any]:
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSystem, str]]:
     binary = prometheus_binary()
     root = tmp_path_factory.mktemp("observability")
-    relays, projectors = free_block(len(WRITERS)), free_block(len(PROJECTIONS))
+    relays = free_block(len(WRITERS))
+    projectors = free_block(len(PROJECTIONS) + 1 + len(WORKERS))  # workers follow projections
+    nats_port, monitor, exporter = free_block(3), free_block(1), free_block(1)
+    nats = EmbeddedNats(root / "nats", nats_port, root / "nats.log", monitor_port=monitor)
+    nats.start()
+    metrics = subprocess.Popen(
+        [sys.executable, "-m", "gatherly.nats_metrics",
+         "--monitor-url", f"http://127.0.0.1:{monitor}", "--port", str(exporter)],
+        stdout=(root / "nats-metrics.log").open("wb"), stderr=subprocess.STDOUT,
+    )
     system = RunningSystem(
         root / "gatherly",
+        GATHERLY_NATS_URL=nats.url,
         GATHERLY_RELAY_METRICS_PORT=str(relays),
         GATHERLY_PROJECTOR_METRICS_PORT=str(projectors),
         GATHERLY_METRICS_SAMPLE_SECONDS="0.5",
+        GATHERLY_ALLOW_HTTP_WEBHOOKS="true",
+        GATHERLY_ALLOW_LOOPBACK_WEBHOOKS="true",
     )
     (root / "gatherly").mkdir()
     system.start()
     config = root / "prometheus.yml"
-    config.write_text(yaml.safe_dump(scrape_config_for(loopback_targets(system, relays,
-                                                                          projectors))))
+    targets = loopback_targets(system, relays, projectors, exporter)
+    config.write_text(yaml.safe_dump(scrape_config_for(targets)))
     port = free_block(1)
     log = (root / "prometheus.log").open("wb")
     prometheus = subprocess.Popen(
@@ -127,7 +178,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running
     finally:
         prometheus.terminate()
         prometheus.wait(15)
-        assert system.stop() == 0, system.log_tail()
+        stopped = system.stop()
+        metrics.terminate()
+        metrics.wait(15)
+        nats.stop()
+        assert stopped == 0, system.log_tail()
 
 
 async def query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
@@ -146,6 +201,38 @@ async def wait_for(check: Any, within: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not within {within}s")
         await asyncio.sleep(0.5)
+
+
+async def subscribe(system: RunningSystem, community: str, url: str) -> None:
+    async with httpx.AsyncClient(base_url=system.gateway, headers=system.headers,
+                                 timeout=15) as client:
+        created = await client.post(f"/v1/communities/{community}/webhooks",
+                                    json={"url": url, "event_types": ["gatherly.member.*"]})
+        assert created.status_code == 201, created.text
+
+
+async def exceed_a_key_rate(system: RunningSystem) -> None:
+    """A community key allowed one request in a thousand seconds, asked until the edge says 429
+    (a new key is known to the edge within its key cache refresh)."""
+    async with httpx.AsyncClient(base_url=system.gateway, headers=system.headers,
+                                 timeout=15) as client:
+        made = await client.post("/v1/communities", json={"name": "Limited", "slug": "limited"})
+        assert made.status_code == 201, made.text
+        community = made.json()["id"]
+        key = await client.post(f"/v1/communities/{community}/keys",
+                                json={"scopes": ["read"], "rate_per_second": 0.001, "burst": 1})
+        assert key.status_code == 201, key.text
+        limited = {"Authorization": f"Bearer {key.json()['secret']}"}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            asked = await client.get(f"/v1/communities/{community}/kpis/members",
+                                     headers=limited)
+            if asked.status_code == 429:
+                assert asked.headers["ratelimit-policy"].startswith('"per-key"')
+                return
+            assert asked.status_code in (200, 401), asked.text
+            await asyncio.sleep(0.2)
+        raise AssertionError("the key was never refused with 429")
 
 
 async def drive_traffic(system: RunningSystem, community: str) -> None:
@@ -169,11 +256,18 @@ MOVING = (
     "max(gatherly_projection_checkpoint_sequence)",
     "max(gatherly_stream_last_sequence)",
     "sum(traefik_entrypoint_requests_total)",
+    'sum(gatherly_http_requests_total{service="edge",route="/auth"})',
+    'sum(gatherly_webhook_deliveries_total{outcome="delivered"})',
+    "sum(gatherly_webhook_attempts_total)",
+    "sum(gatherly_rate_limited_requests_total)",
+    'sum(gatherly_http_requests_total{service="edge",route="/auth",status="429"})',
+    "max(gatherly_nats_stream_messages)",
+    "sum(gatherly_nats_in_messages_total)",
 )
 
 
 async def test_dashboards_use_only_metrics_the_system_exposes_and_they_move(
-    observed: tuple[RunningSystem, str],
+    observed: tuple[RunningSystem, str], receiver: str,
 ) -> None:
     system, prometheus = observed
     async with httpx.AsyncClient(base_url=prometheus, timeout=10) as client:
@@ -188,8 +282,10 @@ async def test_dashboards_use_only_metrics_the_system_exposes_and_they_move(
 
         await wait_for(all_targets_up, 60, "every scrape target up")
         await asyncio.sleep(2)
+        await subscribe(system, "observed", receiver)
         before = {expr: await total(client, expr) for expr in MOVING}
         await drive_traffic(system, "observed")
+        await exceed_a_key_rate(system)
 
         async def everything_moved() -> bool:
             return all([await total(client, expr) > before[expr] for expr in MOVING])
@@ -201,6 +297,8 @@ async def test_dashboards_use_only_metrics_the_system_exposes_and_they_move(
             assert not missing, f"{dashboard.name} queries metrics nobody exposes: {missing}"
         assert await query(client, "gatherly_relay_unpublished_events"), "relay lag not sampled"
         assert await query(client, "gatherly_projection_lag_messages"), "consumer lag not sampled"
+        assert await total(client, "min(gatherly_nats_up)") == 1
+        assert Receiver.received >= 1, "the receiver saw no delivery"
         async def refusal_counted() -> bool:  # it may land one scrape after the others
             refusals = 'sum(gatherly_http_requests_total{service="members",status="422"})'
             return await total(client, refusals) >= 1
