@@ -23,6 +23,7 @@ from services.kpi.queries.feedback import feedback_kpi
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.summary import summary_kpi
 from services.kpi.queries.window import BadWindow, Granularity, Window, days_ending
+from services.kpi.queries.zones import ensure_zone
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -80,7 +81,15 @@ def window(
         raise Problem(400, "Bad range", str(error)) from error
 
 
-Span = Annotated[Window, Depends(window)]
+async def zoned(
+    request: Request, community: Community, w: Annotated[Window, Depends(window)]
+) -> Window:
+    """The window, once the community's rollups exist in its zone."""
+    await ensure_zone(request.app.state.engine, community, w.tz)
+    return w
+
+
+Span = Annotated[Window, Depends(zoned)]
 
 
 def framed(community: str, w: Window, body: dict[str, Any]) -> dict[str, Any]:

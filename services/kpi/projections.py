@@ -1,6 +1,7 @@
-"""The KPI projection: facts in, fact tables out. Each batch is folded in memory per family and
-written set-based; the queries compute every KPI from these tables at read time, so the answer
-does not depend on the order in which facts of different aggregates arrived."""
+"""The KPI projection: facts in, fact tables out, and the zone-keyed daily rollups
+(facts/rollups.py) updated in the same statements. Each batch is folded in memory per family and
+written set-based; the queries read the rollups or compute from the fact tables at read time, so
+the answer does not depend on the order in which facts of different aggregates arrived."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
-from services.kpi.facts import engagement, events, identity, members
+from services.kpi.facts import engagement, events, identity, members, rollups
 
 SCHEMA = "kpi"
 # Woken listeners re-query; the notification carries only the community id (a hint, DESIGN §4).
@@ -17,7 +18,7 @@ CHANNEL = "kpi_changed"
 TABLES = (
     "member_changes", "members", "member_roles", "erased_members", "activity", "content",
     "views", "view_counters", "reaction_facts", "reaction_counters", "community_events",
-    "registrations", "attendances", "followups", "feedback",
+    "registrations", "attendances", "followups", "feedback", *rollups.TABLES,
 )
 
 
@@ -26,6 +27,8 @@ class KpiProjection:
     schema = SCHEMA
 
     async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
+        # Before any write: a zone's backfill either saw this batch or this batch sees the zone.
+        await conn.execute(text(rollups.LOCK_FOR_BATCH))
         ids = await identity.identities(conn, batch)
         # Rewrite what is stored before writing this batch, whose rows already carry the
         # pseudonym: the other way round, a row of both kinds for one key would collide.
@@ -41,6 +44,8 @@ class KpiProjection:
         )
 
     async def reset(self, conn: AsyncConnection) -> None:
+        # The zones stay registered: replaying the facts refills their rollups through the same
+        # deltas the live projection adds.
         await conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
 
 

@@ -102,16 +102,20 @@ async def insert_rows(
     columns: Sequence[tuple[str, str]],
     rows: Iterable[Sequence[Any]],
     conflict: str = "ON CONFLICT DO NOTHING",
+    then: Sequence[str] = (),
 ) -> None:
     """One INSERT ... SELECT FROM unnest(...) for the whole batch. An `ON CONFLICT DO UPDATE`
-    caller must pass each key at most once (fold first): Postgres refuses a row touched twice."""
+    caller must pass each key at most once (fold first): Postgres refuses a row touched twice.
+    `then`: CTEs run in the same statement over `ins`, the rows actually inserted (the rollups'
+    deltas; `:periods` is bound for them)."""
     rows = list(rows)
     if not rows:
         return
     names = ", ".join(name for name, _ in columns)
     arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
     params = {name: [row[i] for row in rows] for i, (name, _) in enumerate(columns)}
-    await conn.execute(
-        text(f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({arrays}) {conflict}"),
-        params,
-    )
+    insert = f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({arrays}) {conflict}"
+    if then:
+        insert = f"WITH ins AS ({insert} RETURNING t.*), {', '.join(then)} SELECT 1"
+        params["periods"] = ["day", "week", "month"]
+    await conn.execute(text(insert), params)

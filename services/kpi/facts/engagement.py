@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
 from services.kpi.facts.common import fact_time, insert_rows
+from services.kpi.facts.rollups import deltas
 
 REACTIONS = {"gatherly.reaction.added": True, "gatherly.reaction.removed": False}
 FEEDBACK = {
@@ -82,6 +83,7 @@ async def _write_content(
         [("community_id", "text"), ("view_id", "text"), ("content_id", "text"),
          ("channel", "text"), ("count", "int"), ("at", "timestamptz")],
         views,
+        then=deltas("views"),
     )
     await insert_rows(
         conn, "view_counters",
@@ -98,6 +100,7 @@ async def _write_content(
          ("content_id", "text"), ("kind", "text"), ("channel", "text"), ("added", "bool"),
          ("at", "timestamptz")],
         reactions,
+        then=deltas("reaction_facts"),
     )
 
 

@@ -19,10 +19,12 @@ from services.kpi.facts.common import (
     insert_rows,
     pseudonym,
 )
+from services.kpi.facts.rollups import deltas
 
 # Every table that keeps a member id.
 MEMBER_TABLES = (
     "member_changes", "members", "member_roles", "activity", "registrations", "attendances",
+    "active_seen",
 )
 
 
@@ -70,6 +72,7 @@ async def record_activity(
         conn, "activity",
         [("community_id", "text"), ("member_id", "text"), ("at", "timestamptz")],
         rows,
+        then=deltas("activity"),
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
 from services.kpi.facts.common import Identities, fact_time, insert_rows
+from services.kpi.facts.rollups import deltas
 
 CHANGES = {
     "gatherly.member.joined": "joined",
@@ -91,6 +92,7 @@ async def _write(conn: AsyncConnection, fold: MemberFold, touched: set[tuple[str
         [("community_id", "text"), ("member_id", "text"), ("seq", "int"), ("kind", "text"),
          ("channel", "text"), ("at", "timestamptz")],
         fold.changes,
+        then=deltas("member_changes"),
     )
     await insert_rows(
         conn,

@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.window import Window, advance, bucket, ratio, truncate
+from services.kpi.queries.window import Window, advance, ratio, truncate
 
 ROLES = (
     "mentor", "partner", "storyteller", "historian", "hero", "celebrity", "provider", "greeter",
     "guide", "catalyst", "ambassador", "scout",
 )
+ONE_DAY = timedelta(days=1)
 TASKS = (
     "thanks_sent", "materials_sent", "feedback_collected", "members_introduced",
     "invited_to_community", "history_written", "promoted",
@@ -23,21 +24,43 @@ TASKS = (
 
 
 async def active_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    """Distinct members who did anything (see docs/kpi.md for which facts) per period."""
-    params = {"c": community, **w.params()}
-    per = {r.b.isoformat(): int(r.n) for r in await conn.execute(
-        text(f"SELECT {bucket('at')} AS b, count(DISTINCT member_id) AS n FROM activity"
-             " WHERE community_id = :c AND at >= :start AND at < :end GROUP BY 1"),
+    """Distinct members who did anything (see docs/kpi.md for which facts) per period: a period
+    the window holds whole is read from `active_counts`; one it cuts, and the window's own
+    total, count the distinct members of `active_seen` over whole months and single days."""
+    params = {"c": community, "tz": w.tz, "g": w.granularity,
+              "first": truncate(w.first, w.granularity), "last": w.last}
+    per = {r.start: int(r.n) for r in await conn.execute(
+        text("SELECT start, n FROM active_counts WHERE community_id = :c AND tz = :tz"
+             " AND period = :g AND start >= :first AND start <= :last"),
         params,
     )}
-    total = await conn.scalar(
-        text("SELECT count(DISTINCT member_id) FROM activity"
-             " WHERE community_id = :c AND at >= :start AND at < :end"),
-        params,
+    periods = []
+    for start in w.buckets():
+        first, last = max(start, w.first), min(advance(start, w.granularity), w.last + ONE_DAY)
+        whole = first == start and last == advance(start, w.granularity)
+        count = per.get(start, 0) if whole else await _distinct(conn, community, w.tz, first,
+                                                                 last - ONE_DAY)
+        periods.append({"start": start.isoformat(), "active": count})
+    total = await _distinct(conn, community, w.tz, w.first, w.last)
+    return {"active": total, "periods": periods}
+
+
+async def _distinct(conn: AsyncConnection, community: str, tz: str, first: date,
+                    last: date) -> int:
+    """Distinct members active from `first` to `last` (inclusive): the months they span whole
+    from the monthly rows, the rest from the daily ones."""
+    months = [m for m in Window(first, last, "month", tz).buckets()
+              if m >= first and advance(m, "month") <= last + ONE_DAY]
+    inner = (months[0], advance(months[-1], "month")) if months else (last, last)
+    found = await conn.scalar(
+        text("SELECT count(DISTINCT member_id) FROM active_seen"
+             " WHERE community_id = :c AND tz = :tz AND ("
+             " (period = 'month' AND start >= :m1 AND start < :m2) OR (period = 'day'"
+             " AND start >= :first AND start <= :last AND NOT (start >= :m1 AND start < :m2)))"),
+        {"c": community, "tz": tz, "first": first, "last": last,
+         "m1": inner[0], "m2": inner[1]},
     )
-    return {"active": int(total or 0),
-            "periods": [{"start": s.isoformat(), "active": per.get(s.isoformat(), 0)}
-                        for s in w.buckets()]}
+    return int(found or 0)
 
 
 async def retention_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:

@@ -11,21 +11,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window
+from services.kpi.queries.zones import IN_WINDOW
 
 MEASURES = ("joins", "views", "reactions", "registrations", "attendances", "feedback")
 
-CHANNELS = """
-SELECT 'joins' AS m, channel, count(*) AS n FROM member_changes
- WHERE community_id = :c AND kind <> 'left' AND at >= :start AND at < :end GROUP BY 2
+CHANNELS = f"""
+SELECT 'joins' AS m, channel, sum(n) AS n FROM member_days
+ WHERE {IN_WINDOW} AND kind <> 'left' GROUP BY 2
 UNION ALL
-SELECT 'views', channel, sum(count) FROM views
- WHERE community_id = :c AND at >= :start AND at < :end GROUP BY 2
+SELECT 'views', channel, sum(n) FROM view_days WHERE {IN_WINDOW} GROUP BY 2
 UNION ALL
 SELECT 'views', channel, sum(total) FROM view_counters
  WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2
 UNION ALL
-SELECT 'reactions', channel, count(*) FROM reaction_facts
- WHERE community_id = :c AND added AND at >= :start AND at < :end GROUP BY 2
+SELECT 'reactions', channel, sum(n) FROM reaction_days WHERE {IN_WINDOW} AND added GROUP BY 2
 UNION ALL
 SELECT 'reactions', channel, sum(total) FROM reaction_counters
  WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2

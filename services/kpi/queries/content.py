@@ -12,13 +12,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, bucket, ratio
+from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
-# A counter snapshot counts at its `as_of`; only each (content, counter)'s latest one is kept.
+# Views come from the daily rollups; a counter snapshot counts at its `as_of` (only each
+# (content, counter)'s latest one is kept, few per content item: read from the table).
 VIEWS = f"""
-    SELECT {bucket('at')} AS b, content_id, channel, count AS n FROM views
-    WHERE community_id = :c AND at >= :start AND at < :end
+    SELECT {DAY_BUCKET} AS b, channel, n FROM view_days WHERE {IN_WINDOW}
     UNION ALL
-    SELECT {bucket('as_of')}, content_id, channel, total FROM view_counters
+    SELECT {bucket('as_of')}, channel, total FROM view_counters
+    WHERE community_id = :c AND as_of >= :start AND as_of < :end
+"""
+CONTENT_VIEWS = f"""
+    SELECT content_id, n FROM content_view_days WHERE {IN_WINDOW}
+    UNION ALL
+    SELECT content_id, total FROM view_counters
     WHERE community_id = :c AND as_of >= :start AND as_of < :end
 """
 
@@ -44,7 +51,7 @@ async def views_kpi(
         per_channel[r.channel] += int(r.n)
     top = await conn.execute(
         text(
-            f"SELECT content_id, sum(n) AS n FROM ({VIEWS}) v GROUP BY 1"
+            f"SELECT content_id, sum(n) AS n FROM ({CONTENT_VIEWS}) v GROUP BY 1"
             " ORDER BY 2 DESC, 1 LIMIT :limit"
         ),
         {**params, "limit": limit},
@@ -62,9 +69,8 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
     params = {"c": community, **w.params()}
     rows: list[Any] = list((await conn.execute(
         text(
-            f"SELECT {bucket('at')} AS b, channel, kind, added, count(*) AS n"
-            " FROM reaction_facts WHERE community_id = :c AND at >= :start AND at < :end"
-            " GROUP BY 1, 2, 3, 4"
+            f"SELECT {DAY_BUCKET} AS b, channel, kind, added, sum(n) AS n"
+            f" FROM reaction_days WHERE {IN_WINDOW} GROUP BY 1, 2, 3, 4"
         ),
         params,
     )).all())

@@ -1,5 +1,6 @@
 """Members: total at each period's end, joined, rejoined, left, net growth, growth and churn
-rates (both over the total at the period's start), overall and per channel."""
+rates (both over the total at the period's start), overall and per channel. Read from the daily
+rollup `member_days` in the window's zone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.window import Window, bucket, ratio
+from services.kpi.queries.window import Window, ratio
+from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 KINDS = ("joined", "rejoined", "left")
 
@@ -22,8 +24,8 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
     )
     rows = await conn.execute(
         text(
-            f"SELECT {bucket('at')} AS b, channel, kind, count(*) AS n FROM member_changes"
-            " WHERE community_id = :c AND at >= :start AND at < :end GROUP BY 1, 2, 3"
+            f"SELECT {DAY_BUCKET} AS b, channel, kind, sum(n) AS n FROM member_days"
+            f" WHERE {IN_WINDOW} GROUP BY 1, 2, 3"
         ),
         params,
     )
@@ -33,8 +35,9 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
         (r.channel, int(r.total))
         for r in await conn.execute(
             text(
-                "SELECT channel, sum(CASE WHEN kind = 'left' THEN -1 ELSE 1 END) AS total"
-                " FROM member_changes WHERE community_id = :c AND at < :start GROUP BY channel"
+                "SELECT channel, sum(CASE WHEN kind = 'left' THEN -n ELSE n END) AS total"
+                " FROM member_days WHERE community_id = :c AND tz = :tz AND day < :first"
+                " GROUP BY channel"
             ),
             params,
         )

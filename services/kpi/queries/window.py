@@ -67,7 +67,8 @@ class Window:
         return starts
 
     def params(self) -> dict[str, object]:
-        return {"g": self.granularity, "tz": self.tz, "start": self.start, "end": self.end}
+        return {"g": self.granularity, "tz": self.tz, "start": self.start, "end": self.end,
+                "first": self.first, "last": self.last}
 
 
 def days_ending(last: date, days: int) -> date:

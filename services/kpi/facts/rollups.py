@@ -1,0 +1,104 @@
+"""Zone-keyed daily rollups: per (community, zone, local day, dimensions) the sum of what the
+fact tables hold, for every zone listed in `kpi_zones` for the community.
+
+Each rollup is one `INSERT ... SELECT ... GROUP BY` over a source of fact rows. The projection
+runs it over the rows its batch actually inserted (the fact insert's `RETURNING`, so a fact
+already stored adds nothing) in the batch's transaction; a new zone's backfill runs it over the
+fact table. Both add (`n = n + excluded.n`), and every rolled-up fact is insert-only and never
+changes its day, channel or kind, so the rollup equals a `GROUP BY` over the facts at any moment:
+exact and independent of the order facts arrive in.
+
+Distinct members per period are not additive: `active_seen` keeps one row per (period, member)
+and `active_counts` counts only rows that were new.
+
+Serialisation: a backfill takes `kpi_zones` in EXCLUSIVE mode and the projection in SHARE mode
+before it writes, so a batch either committed before the backfill read the facts or sees the
+zone and adds its own deltas; never both, never neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+PERIODS = ("day", "week", "month")
+LOCK_FOR_BATCH = "LOCK TABLE kpi_zones IN SHARE MODE"
+LOCK_FOR_BACKFILL = "LOCK TABLE kpi_zones IN EXCLUSIVE MODE"
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    table: str
+    source: str  # the fact table it sums
+    keys: tuple[str, ...]
+    value: str
+    time: str = "at"
+
+    def sql(self, source: str, zone_filter: str) -> str:
+        keys = ", ".join(self.keys)
+        day = f"CAST(s.{self.time} AT TIME ZONE z.tz AS date)"
+        return (
+            f"INSERT INTO {self.table} AS r (community_id, tz, day, {keys}, n)"
+            f" SELECT s.community_id, z.tz, {day}, {', '.join('s.' + k for k in self.keys)},"
+            f" {self.value} FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id"
+            f" WHERE {zone_filter}"
+            f" GROUP BY 1, 2, 3, {', '.join(str(i + 4) for i in range(len(self.keys)))}"
+            f" ON CONFLICT (community_id, tz, day, {keys}) DO UPDATE SET n = r.n + excluded.n"
+        )
+
+
+ROLLUPS = (
+    Rollup("member_days", "member_changes", ("channel", "kind"), "count(*)"),
+    Rollup("view_days", "views", ("channel",), "sum(s.count)"),
+    Rollup("content_view_days", "views", ("content_id",), "sum(s.count)"),
+    Rollup("reaction_days", "reaction_facts", ("channel", "kind", "added"), "count(*)"),
+)
+TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts")
+
+
+def _seen(source: str, zone_filter: str) -> str:
+    """CTEs: each (zone, period, member) a source row makes active, new ones only, and their
+    count added to `active_counts`."""
+    return (
+        "seen AS (INSERT INTO active_seen (community_id, tz, period, start, member_id)"
+        " SELECT DISTINCT s.community_id, z.tz, p.period,"
+        " CAST(date_trunc(p.period, s.at AT TIME ZONE z.tz) AS date), s.member_id"
+        f" FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id"
+        " CROSS JOIN unnest(CAST(:periods AS text[])) AS p(period)"
+        f" WHERE {zone_filter} ON CONFLICT DO NOTHING"
+        " RETURNING community_id, tz, period, start),"
+        " counted AS (INSERT INTO active_counts AS a (community_id, tz, period, start, n)"
+        " SELECT community_id, tz, period, start, count(*) FROM seen GROUP BY 1, 2, 3, 4"
+        " ON CONFLICT (community_id, tz, period, start) DO UPDATE SET n = a.n + excluded.n)"
+    )
+
+
+def deltas(fact_table: str) -> list[str]:
+    """CTEs adding the rows of CTE `ins` (the batch's inserted facts) to every rollup of
+    `fact_table`, for every registered zone of their community (`:periods`: PERIODS)."""
+    ctes = [f"d{i} AS ({r.sql('ins', 'TRUE')})"
+            for i, r in enumerate(ROLLUPS) if r.source == fact_table]
+    if fact_table == "activity":
+        ctes.append(_seen("ins", "TRUE"))
+    return ctes
+
+
+async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
+    """Register `tz` for the community and fill its rollups from the fact tables; False (and no
+    work) when another query registered it first. Call in a transaction of its own."""
+    await conn.execute(text(LOCK_FOR_BACKFILL))
+    registered = await conn.scalar(
+        text("INSERT INTO kpi_zones VALUES (:c, :tz) ON CONFLICT DO NOTHING RETURNING 1"),
+        {"c": community, "tz": tz},
+    )
+    if not registered:
+        return False
+    zone = "z.community_id = :c AND z.tz = :tz AND s.community_id = :c"
+    params = {"c": community, "tz": tz}
+    for rollup in ROLLUPS:
+        await conn.execute(text(rollup.sql(rollup.source, zone)), params)
+    await conn.execute(text(f"WITH {_seen('activity', zone)} SELECT 1"),
+                       {**params, "periods": list(PERIODS)})
+    return True
