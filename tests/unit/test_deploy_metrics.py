@@ -1,4 +1,5 @@
-"""RED metrics label requests by route template, so ids in paths never become series."""
+"""RED metrics label requests by route template, so ids in paths never become series; every
+process, the edge app and the webhook sender included, has its metrics where the scrape looks."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import httpx
 from fastapi import FastAPI, HTTPException
 from prometheus_client import REGISTRY
 
+from gateway.edge.app import create_app
+from gateway.edge.ratelimit import POLICY, Limit, RateLimiter
 from gatherly.metrics import (
     UNMATCHED_ROUTE,
     HttpMetrics,
     metrics_endpoint,
     projector_metrics_port,
     relay_metrics_port,
+    worker_metrics_port,
 )
-from gatherly.registry import PROJECTIONS, WRITERS
+from gatherly.registry import PROJECTIONS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
 
@@ -61,3 +65,35 @@ def test_each_relay_and_projector_gets_its_own_metrics_port() -> None:
     assert projector_metrics_port(settings, next(iter(PROJECTIONS))) == 9100
     off = Settings(relay_metrics_port=0, projector_metrics_port=0)
     assert relay_metrics_port(off, WRITERS[0]) == projector_metrics_port(off, "kpi") == 0
+
+
+def test_the_webhook_sender_serves_metrics_after_the_projections() -> None:
+    settings = Settings(projector_metrics_port=9100)
+    ports = [worker_metrics_port(settings, name) for name in WORKERS]
+    assert ports == list(range(9100 + len(PROJECTIONS) + 1, 9100 + len(PROJECTIONS) + 1
+                               + len(WORKERS)))
+    assert worker_metrics_port(Settings(projector_metrics_port=0), next(iter(WORKERS))) == 0
+
+
+def refused(policy: str) -> float:
+    labels = {"policy": policy}
+    return REGISTRY.get_sample_value("gatherly_rate_limited_requests_total", labels) or 0.0
+
+
+def test_a_refused_request_is_counted_by_policy_and_an_allowed_one_is_not() -> None:
+    limiter, limit = RateLimiter(), Limit(rate_per_second=1.0, burst=2)
+    before = refused(POLICY)
+    decisions = [limiter.take("key-1", limit, now=100.0).allowed for _ in range(5)]
+    assert decisions == [True, True, False, False, False]
+    assert refused(POLICY) == before + 3
+
+
+async def test_the_edge_app_counts_forward_auth_answers_under_auth() -> None:
+    before = count("GET", "/auth", "401")
+    app = create_app(Settings(admin_key="an-operator-key-for-tests"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/auth")).status_code == 401  # no key: refused before the store
+        exposed = await client.get("/metrics")
+    assert count("GET", "/auth", "401") == before + 1
+    assert exposed.status_code == 200 and "gatherly_rate_limited_requests_total" in exposed.text
