@@ -97,6 +97,9 @@ class NatsMonitorCollector(Collector):
                                     trust_env=False)
         self._lock = threading.Lock()  # httpx.Client is not shared across scrapes at once
 
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # registering must not read the server (it may not be up yet)
+
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("gatherly_nats_up", "1 when the NATS monitoring port answered")
         try:
