@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from gatherly.envelope import Envelope
 from gatherly.local.nats import EmbeddedNats
 from gatherly.settings import Settings
 from tests.conftest import free_port
+from tests.integration import test_kpi_oracle_beyond as beyond
 from tests.integration.test_kpi_oracle_history import generate
 from tests.integration.test_kpi_support import kpi_client, project, publish
 
@@ -27,6 +28,7 @@ END = datetime.combine(date(2026, 1, 1), time(), TZ)
 WINDOW = {"from": "2025-01-01", "to": "2025-12-31", "granularity": "month",
           "tz": "Europe/Berlin"}
 MONTHS = [date(2025, m, 1).isoformat() for m in range(1, 13)]
+Getter = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +209,11 @@ async def test_every_kpi_equals_the_plain_python_oracle(
     async for client in kpi_client(settings):
         client.headers["X-Gatherly-Community"] = "oracle"
 
-        async def get(name: str, api: httpx.AsyncClient = client) -> dict[str, Any]:
-            response = await api.get(f"/v1/communities/oracle/kpis/{name}", params=WINDOW)
+        async def get(
+            name: str, api: httpx.AsyncClient = client, **extra: int
+        ) -> dict[str, Any]:
+            response = await api.get(f"/v1/communities/oracle/kpis/{name}",
+                                     params={**WINDOW, **extra})
             assert response.status_code == 200, response.text
             return dict(response.json())
 
@@ -244,3 +249,23 @@ async def test_every_kpi_equals_the_plain_python_oracle(
             oracle.events())
         active = await get("active")
         assert {p["start"]: p["active"] for p in active["periods"]} == oracle.active()
+        await compare_beyond(get, facts)
+
+
+async def compare_beyond(get: Getter, facts: list[Envelope]) -> None:
+    """Channels (KPI 4), retention, roles, follow-ups: every disagreement at once."""
+    span = beyond.Span(date(2025, 1, 1), date(2025, 12, 1), TZ)
+    roles = await get("roles")
+    pairs = {
+        "channels": ((await get("channels"))["channels"], beyond.channels(facts, span)),
+        "retention": ((await get("retention"))["cohorts"], beyond.retention(facts, span)),
+        "roles": ({k: roles[k] for k in ("roles", "empty")}, beyond.roles(facts)),
+    }
+    for days in (7, 3):
+        answer = await get("followups", within_days=days)
+        pairs[f"followups within {days} days"] = (
+            {k: answer[k] for k in ("finished", "completed", "within_days", "completion")},
+            beyond.followups(facts, span, days))
+    assert {name: pair for name, pair in pairs.items() if pair[0] != pair[1]} == {}
+    expected = pairs["followups within 7 days"][1]
+    assert 0 < expected["completed"] < expected["finished"], "the history covers both outcomes"

@@ -18,7 +18,8 @@ SPAN = 440 * 86400  # into January 2026, so some facts fall outside a 2025 windo
 CHANNELS = ("telegram", "vk", "email", "website", "offline", "youtube")
 KINDS = ("like", "love", "comment", "share", "repost")
 ROLES = ("mentor", "partner", "storyteller", "historian", "hero", "greeter")
-TASKS = ("thanks_sent", "materials_sent", "feedback_collected", "history_written")
+TASKS = ("thanks_sent", "materials_sent", "feedback_collected", "members_introduced",
+         "invited_to_community", "history_written", "promoted")
 
 
 def moment(rng: random.Random, after: datetime | None = None, days: float = 60) -> datetime:
@@ -79,6 +80,8 @@ def _member(rng: random.Random, h: History, m: str) -> None:
         h.add("member.role_assigned", m, at, role=role)
         if rng.random() < 0.3:
             h.add("member.role_removed", m, at, role=role)
+            if rng.random() < 0.3:
+                h.add("member.role_assigned", m, at, role=role)
     while rng.random() < 0.35:
         at = moment(rng, at)
         h.add("member.left", m, at, left_at=at)
@@ -124,6 +127,10 @@ def _event(rng: random.Random, h: History, e: str, members: list[str]) -> None:
               registered_at=at)
         if rng.random() < 0.1:
             h.add("event.registration_cancelled", e, at, member_id=f"@{m}", at=at)
+            if rng.random() < 0.3:  # back again, maybe through another channel
+                at = moment(rng, at, 2)
+                h.add("event.registered", e, at, member_id=f"@{m}",
+                      channel=rng.choice(CHANNELS), registered_at=at)
         elif rng.random() < 0.7:
             attendees.add((m, False))
     attendees |= {(m, True) for m in rng.sample(members, rng.randint(0, 8))}
@@ -136,10 +143,12 @@ def _event(rng: random.Random, h: History, e: str, members: list[str]) -> None:
     assigned = rng.sample(TASKS, rng.randint(0, 3))
     for task in assigned:
         h.add("event.followup_assigned", e, finished, task=task, due_at=finished)
+    diligent = rng.random() < 0.5  # does every duty: some events without assignments complete
     for task in TASKS:
-        if rng.random() < 0.8:
-            at = moment(rng, finished, 12)
-            h.add("event.followup_done", e, at, task=task, done_at=at)
+        if diligent or rng.random() < 0.6:
+            for _ in range(1 + (rng.random() < 0.1)):  # done twice: the first one counts
+                at = moment(rng, finished, 8)
+                h.add("event.followup_done", e, at, task=task, done_at=at)
 
 
 def _feedback(rng: random.Random, h: History, f: str, m: str) -> None:
