@@ -57,12 +57,14 @@ START = Position(0, 0)
 
 _COLUMNS = "id, stream_id, community_id, type, version, occurred_at, recorded_at, data, traceparent"
 
+# The wake-up NOTIFY rides in the same statement: one round trip less per append.
 _INSERT = text(
-    "INSERT INTO events"
+    "WITH appended AS (INSERT INTO events"
     " (id, stream_id, community_id, type, version, occurred_at, data, traceparent)"
     " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:stream_ids AS text[]),"
     " CAST(:community_ids AS text[]), CAST(:types AS text[]), CAST(:versions AS int[]),"
-    " CAST(:times AS timestamptz[]), CAST(:datas AS jsonb[]), CAST(:traceparents AS text[]))"
+    " CAST(:times AS timestamptz[]), CAST(:datas AS jsonb[]), CAST(:traceparents AS text[])))"
+    " SELECT pg_notify(:channel, '')"
 )
 
 
@@ -123,7 +125,7 @@ class EventStore:
             return
         for envelope in envelopes:
             contracts.validate(envelope.type, envelope.data)
-        params: dict[str, list[Any]] = {
+        params: dict[str, Any] = {
             "ids": [e.id for e in envelopes],
             "stream_ids": [e.subject for e in envelopes],
             "community_ids": [e.community_id for e in envelopes],
@@ -132,14 +134,14 @@ class EventStore:
             "times": [e.time for e in envelopes],
             "datas": [json.dumps(e.data) for e in envelopes],
             "traceparents": [e.traceparent for e in envelopes],
+            # A hint only: the relay also polls, so a lost notification delays, never loses.
+            "channel": self.wake_channel,
         }
         try:
             await conn.execute(_INSERT, params)
         except IntegrityError as error:
             first = envelopes[0]
             raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
-        # A hint only: the relay also polls, so a lost notification delays, never loses.
-        await conn.execute(text(f"NOTIFY {self.wake_channel}"))
 
     async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
         result = await conn.execute(

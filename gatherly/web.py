@@ -132,7 +132,7 @@ def instrument(app: FastAPI) -> None:
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
 
 
-def community_scope(
+async def community_scope(
     community_id: str,
     x_gatherly_community: Annotated[str | None, Header()] = None,
     x_gatherly_scopes: Annotated[str | None, Header()] = None,
@@ -140,7 +140,9 @@ def community_scope(
     """The community in the path, if the gateway's auth says this caller may see it.
 
     Another community's key gets 404, not 403: it must not learn that the community exists.
-    An operator key comes with an empty community and the admin scope.
+    An operator key comes with an empty community and the admin scope. `async`, though it
+    awaits nothing: FastAPI runs a plain `def` dependency in a worker thread, a hop that cost
+    about a tenth of a single join's time.
     """
     scopes = set((x_gatherly_scopes or "").split(","))
     if x_gatherly_community == community_id or (not x_gatherly_community and "admin" in scopes):

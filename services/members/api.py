@@ -47,7 +47,7 @@ from services.members.views import MemberView
 router = APIRouter(prefix="/v1/communities/{community_id}/members", tags=["members"])
 
 
-def handlers(request: Request) -> MemberHandlers:
+async def handlers(request: Request) -> MemberHandlers:  # async: no worker-thread hop
     handlers: MemberHandlers = request.app.state.handlers
     return handlers
 
@@ -55,7 +55,7 @@ def handlers(request: Request) -> MemberHandlers:
 Handlers = Annotated[MemberHandlers, Depends(handlers)]
 
 
-def community_channels(
+async def community_channels(
     x_gatherly_community_channels: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> frozenset[str] | None:
     """The community's custom channels as the gateway's forwardAuth passes them (comma-separated

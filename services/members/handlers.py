@@ -98,7 +98,8 @@ class MemberHandlers:
     async def join(self, command: JoinMember) -> tuple[MemberView, bool]:
         """The member and whether this call created it (False: the reference was known).
 
-        One transaction, few round trips: a join is the hottest write. A new member's stream is
+        One transaction, three round trips (begin, one insert for the list and profile rows,
+        one for the event; commit): a join is the hottest write. A new member's stream is
         brand new (a fresh uuid), so the events go in with `append_envelopes` at version 1 and
         the store's unique (stream, version) still guards it."""
         # Before the reference lookup: a channel the community does not have is refused even
@@ -111,24 +112,26 @@ class MemberHandlers:
         profile = Profile(**changes)
         async with self.engine.begin() as conn:
             ref_hash = await self._ref_hash(conn, command)
-            if ref_hash and (known := await self._known(conn, command, ref_hash)):
-                return known, False
             events = domain.join(
                 member_id, channel=command.channel, joined_at=command.joined_at,
                 invited_by=command.invited_by, external_ref=ref_hash,
                 custom_channels=command.custom_channels,
             )
-            await self._check_referrer(conn, command.community_id, command.invited_by)
             envelopes = self._first_envelopes(command.community_id, member_id, events)
             member = domain.replay(envelopes)
             assert member is not None
+            # The insert decides whether the person is new: the unique (channel, reference)
+            # index makes it write nothing for a known one (even one a racing join committed a
+            # moment ago), and then the answer is that member. A new member, the common case,
+            # costs no lookup first.
             if not await views.insert_new(conn, member, profile, command.external_ref):
-                # A racing join of the same person committed first: answer with that member
-                # and write nothing (the transaction has changed no row yet).
                 assert ref_hash is not None
                 known = await self._known(conn, command, ref_hash)
                 assert known is not None
                 return known, False
+            # After the insert, as before it: a known member is answered whatever the referrer;
+            # a refused new one rolls its rows back with the transaction.
+            await self._check_referrer(conn, command.community_id, command.invited_by)
             await self.store.append_envelopes(conn, envelopes)
         return MemberView(member, profile, command.external_ref), True
 
