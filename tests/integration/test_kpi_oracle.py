@@ -85,7 +85,7 @@ class Oracle:
         total = sum(n * sign[k] for (b, _, k), n in moves.items() if b != "after")
         per = {k: sum(n for (b, _, kk), n in moves.items() if kk == k and b in MONTHS)
                for k in sign}
-        totals = Counter()
+        totals: Counter[str] = Counter()
         for (b, ch, k), n in moves.items():
             if b != "after":
                 totals[ch] += n * sign[k]
@@ -95,7 +95,8 @@ class Oracle:
         return [f for t in types for f in self.by_type[t]]
 
     def views(self) -> tuple[int, dict[str, int], dict[str, int]]:
-        per_month, per_channel = Counter(), Counter()
+        per_month: Counter[str] = Counter()
+        per_channel: Counter[str] = Counter()
         for f in self.by_type["content.viewed"]:
             if inside(at(f, "viewed_at")):
                 per_month[month(at(f, "viewed_at"))] += f.data["count"]
@@ -130,7 +131,7 @@ class Oracle:
             if old is None or (at(f, "as_of"), f.data["total"]) > (at(old, "as_of"),
                                                                     old.data["total"]):
                 latest[f.subject] = f
-        snapshots = Counter()
+        snapshots: Counter[str] = Counter()
         for f in latest.values():
             if inside(at(f, "as_of")):
                 snapshots[month(at(f, "as_of"))] += f.data["total"]
@@ -256,7 +257,7 @@ async def compare_beyond(get: Getter, facts: list[Envelope]) -> None:
     """Channels (KPI 4), retention, roles, follow-ups: every disagreement at once."""
     span = beyond.Span(date(2025, 1, 1), date(2025, 12, 1), TZ)
     roles = await get("roles")
-    pairs = {
+    pairs: dict[str, tuple[Any, Any]] = {
         "channels": ((await get("channels"))["channels"], beyond.channels(facts, span)),
         "retention": ((await get("retention"))["cohorts"], beyond.retention(facts, span)),
         "roles": ({k: roles[k] for k in ("roles", "empty")}, beyond.roles(facts)),

@@ -168,7 +168,7 @@ def interleave(rng: random.Random, facts: list[Envelope]) -> list[Envelope]:
     by_subject: dict[str, list[Envelope]] = defaultdict(list)
     for fact in facts:
         by_subject[fact.subject].append(fact)
-    keyed = []
+    keyed: list[tuple[float, Envelope]] = []
     for subject_facts in by_subject.values():
         keys = sorted(rng.random() for _ in subject_facts)
         keyed.extend(zip(keys, subject_facts, strict=True))
