@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,6 +67,13 @@ _INSERT = text(
     " CAST(:times AS timestamptz[]), CAST(:datas AS jsonb[]), CAST(:traceparents AS text[])))"
     " SELECT pg_notify(:channel, '')"
 )
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
+_COPY_COLUMNS = ["id", "stream_id", "community_id", "type", "version", "occurred_at", "data",
+                 "traceparent"]
+# From this many events on, an append goes in with COPY: for an import's thousands of rows it
+# costs the server about half of `INSERT … SELECT FROM unnest`; for a handful it is an extra
+# round trip (the NOTIFY goes alone).
+COPY_FROM = 100
 
 
 class EventStore:
@@ -125,6 +133,9 @@ class EventStore:
             return
         for envelope in envelopes:
             contracts.validate(envelope.type, envelope.data)
+        if len(envelopes) >= COPY_FROM:
+            await self._copy(conn, envelopes)
+            return
         params: dict[str, Any] = {
             "ids": [e.id for e in envelopes],
             "stream_ids": [e.subject for e in envelopes],
@@ -140,6 +151,25 @@ class EventStore:
         try:
             await conn.execute(_INSERT, params)
         except IntegrityError as error:
+            first = envelopes[0]
+            raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
+
+    async def _copy(self, conn: AsyncConnection, envelopes: list[Envelope]) -> None:
+        """COPY the rows in on the caller's transaction. The NOTIFY goes first, through
+        SQLAlchemy: that also opens the transaction on the driver connection (SQLAlchemy begins
+        it lazily, at the first statement), so the COPY is part of it, commits with it or not
+        at all. Position and transaction id come from the columns' defaults, as for an insert."""
+        await conn.execute(_NOTIFY, {"channel": self.wake_channel})
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        records = [
+            (e.id, e.subject, e.community_id, e.type, e.sequence, e.time, json.dumps(e.data),
+             e.traceparent)
+            for e in envelopes
+        ]
+        try:
+            await driver.copy_records_to_table("events", records=records, columns=_COPY_COLUMNS)
+        except UniqueViolationError as error:
             first = envelopes[0]
             raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
 
