@@ -6,6 +6,7 @@ Quantiles are exact: `percentile_cont` over the stored durations (see docs/kpi.m
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from typing import Any
 
 from sqlalchemy import text
@@ -83,18 +84,22 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
         "added": added, "removed": removed, "net": added - removed, "counted": counted,
         "total": added - removed + counted,
         "per_view": ratio(added + counted, views),
-        "periods": [_period(rows, snapshots, s.isoformat()) for s in w.buckets()],
+        "periods": _periods(w, rows, snapshots),
         "channels": _split(rows, snapshots, "channel"),
         "kinds": _split(rows, snapshots, "kind"),
         "speed": await _speed(conn, params),
     }
 
 
-def _period(rows: list[Any], snapshots: list[Any], start: str) -> dict[str, Any]:
-    mine = [r for r in rows if r.b.isoformat() == start]
-    return {"start": start, "added": sum(int(r.n) for r in mine if r.added),
-            "removed": sum(int(r.n) for r in mine if not r.added),
-            "counted": sum(int(r.n) for r in snapshots if r.b.isoformat() == start)}
+def _periods(w: Window, rows: list[Any], snapshots: list[Any]) -> list[dict[str, Any]]:
+    per: dict[date, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0,
+                                                          "counted": 0})
+    for r in rows:
+        per[r.b]["added" if r.added else "removed"] += int(r.n)
+    for r in snapshots:
+        per[r.b]["counted"] += int(r.n)
+    return [{"start": s.isoformat(), "added": per[s]["added"], "removed": per[s]["removed"],
+             "counted": per[s]["counted"]} for s in w.buckets()]
 
 
 def _split(rows: list[Any], snapshots: list[Any], attribute: str) -> dict[str, dict[str, int]]:

@@ -15,6 +15,7 @@ from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 KINDS = ("joined", "rejoined", "left")
+NONE = dict.fromkeys(KINDS, 0)
 
 
 async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
@@ -43,7 +44,7 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
         )
     )
     channels = sorted(set(moves) | set(opening))
-    per_channel = {ch: _series(w, moves[ch], opening.get(ch, 0)) for ch in channels}
+    per_channel = {ch: _totals(moves[ch], opening.get(ch, 0)) for ch in channels}
     overall: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     for series in moves.values():
         for day, counts in series.items():
@@ -52,15 +53,22 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
     summary = _series(w, overall, sum(opening.values()))
     return {
         **summary,
-        "channels": {ch: {k: v for k, v in s.items() if k != "periods"}
-                     for ch, s in per_channel.items()},
+        "channels": per_channel,
     }
+
+
+def _totals(moves: dict[date, dict[str, int]], opening: int) -> dict[str, Any]:
+    """What `_series` answers for the whole window, without the periods (a channel's split)."""
+    sums = {k: sum(counts[k] for counts in moves.values()) for k in KINDS}
+    net = sums["joined"] + sums["rejoined"] - sums["left"]
+    return {"total": opening + net, **sums, "net": net,
+            "growth_rate": ratio(net, opening), "churn_rate": ratio(sums["left"], opening)}
 
 
 def _series(w: Window, moves: dict[date, dict[str, int]], opening: int) -> dict[str, Any]:
     periods, total = [], opening
     for start in w.buckets():
-        counts = moves.get(start, dict.fromkeys(KINDS, 0))
+        counts = moves.get(start, NONE)
         net = counts["joined"] + counts["rejoined"] - counts["left"]
         periods.append({
             "start": start.isoformat(), **counts, "net": net, "total": total + net,
