@@ -140,10 +140,11 @@ class ProjectionRunner:
             finally:
                 self.turn.holding(self.partition, False)
                 self.metrics.forget()
+                # Said before the lock goes, so in the logs it precedes the next leader's line.
+                log.info("projection %s: released", self.title)
         finally:
             if not leader.is_closed():
                 await leader.close()  # ends the session, so the lock is free for another runner
-            log.info("projection %s: released", self.title)
 
     async def _consume_while_leader(self, leader: asyncpg.Connection) -> None:
         checkpoint, self.generation = await self.checkpoint()

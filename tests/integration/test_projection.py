@@ -20,6 +20,7 @@ from gatherly.settings import Settings
 from services.kpi.projections import KpiProjection
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.window import Window
+from services.kpi.queries.zones import ensure_zone
 from tests.helpers import eventually, joined, left, running, stream_deliveries
 
 STORE = EventStore(source="/gatherly/members")
@@ -52,6 +53,7 @@ async def _published(relay: Relay, count: int) -> bool:
 async def today_counts(settings: Settings, community: str = "c1") -> tuple[int, int, int]:
     engine = create_engine(settings.database, "kpi")
     today = datetime.now(UTC).date()
+    await ensure_zone(engine, community, "UTC")  # as the KPI API does before it answers
     async with engine.connect() as conn:
         day = await members_kpi(conn, community, Window(today, today, "day", "UTC"))
     await engine.dispose()
