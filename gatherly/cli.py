@@ -55,7 +55,29 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     for schema in args.schemas or list(SCHEMAS):
         migrate(settings.database, schema, SCHEMAS[schema])
+    if args.stream:
+        from gatherly.bus import PartitionMismatch
+
+        try:
+            asyncio.run(prepare_stream(settings))
+        except PartitionMismatch as error:
+            print(f"refused: {error}", file=sys.stderr)
+            return 2
     return 0
+
+
+async def prepare_stream(settings: Settings) -> None:
+    """Create or check the stream with its replicas and partitions before any relay publishes
+    (a relay keeps what it finds, so a stream it created first would be unpartitioned)."""
+    from gatherly.bus import Bus
+
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="migrate")
+    try:
+        await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds,
+                                replicas=settings.stream_replicas,
+                                partitions=settings.stream_partitions)
+    finally:
+        await bus.close()
 
 
 def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
@@ -137,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations")
     # No `choices=` here: on Python 3.11 it rejects an empty list (bpo-9625).
     migrate.add_argument("schemas", nargs="*", help=f"any of {', '.join(sorted(SCHEMAS))}")
+    migrate.add_argument("--stream", action="store_true",
+                         help="also create or check the NATS stream (replicas, partitions)")
     relay = commands.add_parser("relay", help="publish a service's committed events to NATS")
     relay.add_argument("schema", choices=WRITERS)
     again = commands.add_parser(

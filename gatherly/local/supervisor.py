@@ -228,7 +228,8 @@ class Supervisor:
         log_path = self.log_dir / "migrate.log"
         # Schemas named explicitly: on Python 3.11 argparse rejects an empty `nargs="*"` list
         # that has `choices` (bpo-9625), so a bare `gatherly migrate` fails there.
-        argv = [sys.executable, "-m", "gatherly.cli", "migrate", *SCHEMAS]
+        # --stream: the stream gets its partitions before any relay can create it without.
+        argv = [sys.executable, "-m", "gatherly.cli", "migrate", "--stream", *SCHEMAS]
         proc = spawn(argv, log_path, env=env)
         deadline = time.monotonic() + 600
         while proc.poll() is None:

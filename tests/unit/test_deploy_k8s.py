@@ -72,6 +72,14 @@ def test_nats_is_a_three_node_cluster_and_the_stream_has_three_replicas() -> Non
     assert all(f"nats-{i}.nats:6222" in cluster for i in range(3))
 
 
+def test_two_kpi_projectors_split_the_stream_s_partitions() -> None:
+    projector = of_kind("Deployment")["project-kpi"]
+    partitions = int(of_kind("ConfigMap")["gatherly"]["data"]["GATHERLY_STREAM_PARTITIONS"])
+    assert projector["spec"]["replicas"] == 2
+    assert partitions >= projector["spec"]["replicas"], "a replica would have nothing to run"
+    assert "kpi" in Settings().partitioned_projections
+
+
 def test_every_nats_node_has_a_metrics_sidecar_prometheus_scrapes() -> None:
     pod = of_kind("StatefulSet")["nats"]["spec"]["template"]
     sidecar = next(c for c in pod["spec"]["containers"] if c["name"] == "nats-exporter")
