@@ -4,13 +4,19 @@ Idempotent by external reference: the list's unique (community, channel, referen
 decides, inside `INSERT … ON CONFLICT DO NOTHING`, which rows are new, and only those get a
 `gatherly.member.joined` event and a profile. A failed chunk rolls back alone; the chunks before
 it stay, and re-sending the same file completes the import without duplicates.
+
+Reading and writing overlap: while one chunk's transaction is in Postgres, the next chunk is
+parsed and checked (at most two chunks wait, so memory stays bounded). Per chunk: one insert
+into the list that says which rows are new, the events by COPY (`EventStore.append_envelopes`),
+the profiles by COPY.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import uuid
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import Envelope, utc_now
-from gatherly.eventstore import EventStore
+from gatherly.eventstore import EventStore, new_event_ids
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
 from services.members.import_rows import (
@@ -30,7 +36,8 @@ from services.members.import_rows import (
     check_row,
 )
 
-CHUNK_ROWS = 1000
+CHUNK_ROWS = 2000
+QUEUED_CHUNKS = 1  # checked chunks waiting for the writer, besides the one it writes
 MAX_LISTED_REJECTIONS = 1000
 
 _INSERT_LIST = text(
@@ -43,16 +50,8 @@ _INSERT_LIST = text(
     " ON CONFLICT (community_id, channel, external_ref_hash)"
     " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id::text"
 )
-# Interests travel as JSON: unnest would flatten a two-dimensional text array.
-_INSERT_PROFILES = text(
-    "INSERT INTO member_profile (member_id, community_id, display_name, email, handles, city,"
-    " interests, external_ref)"
-    " SELECT id, :c, name, email, handles, city,"
-    " ARRAY(SELECT jsonb_array_elements_text(interests)), ref FROM unnest("
-    "CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
-    " CAST(:handles AS jsonb[]), CAST(:cities AS text[]), CAST(:interests AS jsonb[]),"
-    " CAST(:refs AS text[])) AS p(id, name, email, handles, city, interests, ref)"
-)
+_PROFILE_COLUMNS = ["member_id", "community_id", "display_name", "email", "handles", "city",
+                    "interests", "external_ref"]
 
 
 @dataclass(slots=True)
@@ -87,6 +86,7 @@ class MemberImporter:
         self.engine = engine
         self.store = store
         self.chunk_rows = chunk_rows
+        self._key: str | None = None  # the reference-hash key: made once per deployment
 
     async def run(
         self, community_id: str, body: AsyncIterable[bytes], fmt: ImportFormat,
@@ -95,21 +95,42 @@ class MemberImporter:
         """`custom_channels`: the community's own channels when the gateway says (see
         `domain.valid_channel`); rows naming another channel are rejected."""
         report = ImportReport()
+        queue: asyncio.Queue[list[ImportRow] | None] = asyncio.Queue(QUEUED_CHUNKS)
+        writer = asyncio.create_task(self._write_all(community_id, queue, report, progress))
+        try:
+            async for chunk in self._chunks(body, fmt, report, custom_channels):
+                await _hand_over(queue, chunk, writer)
+        finally:
+            # Also when the body turns out unreadable: the chunks handed over are written
+            # (as they were before reading overlapped writing), then the error goes up.
+            if not writer.done():
+                await _hand_over(queue, None, writer)
+            await writer
+        return report
+
+    async def _chunks(
+        self, body: AsyncIterable[bytes], fmt: ImportFormat, report: ImportReport,
+        custom: frozenset[str] | None,
+    ) -> AsyncIterator[list[ImportRow]]:
         reader = RowReader(fmt)
         chunk: list[ImportRow] = []
         async for data in body:
-            chunk.extend(self._check(reader.feed(data), report, custom_channels))
+            chunk.extend(self._check(reader.feed(data), report, custom))
             while len(chunk) >= self.chunk_rows:
-                await self._write(community_id, chunk[: self.chunk_rows], report)
+                yield chunk[: self.chunk_rows]
                 del chunk[: self.chunk_rows]
-                if progress:
-                    progress(report)
-        chunk.extend(self._check(reader.feed(b"", final=True), report, custom_channels))
+        chunk.extend(self._check(reader.feed(b"", final=True), report, custom))
         if chunk:
+            yield chunk
+
+    async def _write_all(
+        self, community_id: str, queue: asyncio.Queue[list[ImportRow] | None],
+        report: ImportReport, progress: Progress | None,
+    ) -> None:
+        while (chunk := await queue.get()) is not None:
             await self._write(community_id, chunk, report)
-        if progress:
-            progress(report)
-        return report
+            if progress:
+                progress(report)
 
     def _check(
         self, raw_rows: list[RawRow], report: ImportReport, custom: frozenset[str] | None
@@ -127,10 +148,12 @@ class MemberImporter:
     async def _write(self, community_id: str, rows: list[ImportRow], report: ImportReport) -> None:
         now = utc_now()
         async with self.engine.begin() as conn:
-            key = await views.ref_key(conn)
+            key = self._key or await views.ref_key(conn)
+            self._key = key
             referrers = await self._known_referrers(conn, community_id, rows)
             candidates: list[_Candidate] = []
             seen: set[tuple[str, str]] = set()
+            member_ids = iter(new_event_ids(len(rows)))
             for row in rows:
                 if row.invited_by and row.invited_by not in referrers:
                     report.reject(Rejection(row.number, "invited_by",
@@ -143,7 +166,7 @@ class MemberImporter:
                     continue
                 if ref_hash:
                     seen.add((row.channel, ref_hash))
-                candidates.append(_Candidate(row, str(uuid.uuid4()), ref_hash,
+                candidates.append(_Candidate(row, next(member_ids), ref_hash,
                                              row.joined_at or now))
             created = await self._insert_list(conn, community_id, candidates)
             new = [c for c in candidates if c.member_id in created]
@@ -183,28 +206,41 @@ class MemberImporter:
     def _joined(self, community_id: str, new: list[_Candidate]) -> list[Envelope]:
         traceparent = current_traceparent()
         envelopes = []
-        for c in new:
+        for c, event_id in zip(new, new_event_ids(len(new)), strict=True):
             [event] = domain.join(c.member_id, channel=c.row.channel, joined_at=c.joined_at,
                                   invited_by=c.row.invited_by, external_ref=c.ref_hash)
             envelopes.append(self.store.envelope(
                 event, stream_id=c.member_id, community_id=community_id, version=1,
-                traceparent=traceparent,
+                traceparent=traceparent, event_id=event_id,
             ))
         return envelopes
 
     async def _insert_profiles(
         self, conn: AsyncConnection, community_id: str, new: list[_Candidate]
     ) -> None:
+        """COPY on the chunk's transaction (the list insert before it has opened it)."""
         if not new:
             return
-        profiles = [c.row.profile for c in new]
-        await conn.execute(_INSERT_PROFILES, {
-            "c": community_id,
-            "ids": [c.member_id for c in new],
-            "names": [p.display_name for p in profiles],
-            "emails": [p.email for p in profiles],
-            "handles": [json.dumps(dict(p.handles)) for p in profiles],
-            "cities": [p.city for p in profiles],
-            "interests": [json.dumps(list(p.interests)) for p in profiles],
-            "refs": [c.row.external_ref for c in new],
-        })
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        records = [
+            (c.member_id, community_id, p.display_name, p.email, json.dumps(dict(p.handles)),
+             p.city, list(p.interests), c.row.external_ref)
+            for c in new for p in (c.row.profile,)
+        ]
+        await driver.copy_records_to_table("member_profile", records=records,
+                                           columns=_PROFILE_COLUMNS)
+
+
+async def _hand_over(
+    queue: asyncio.Queue[list[ImportRow] | None], chunk: list[ImportRow] | None,
+    writer: asyncio.Task[None],
+) -> None:
+    """Queue a chunk for the writer, unless the writer has failed: then its error, at once."""
+    put = asyncio.ensure_future(queue.put(chunk))
+    await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+    if not put.done():
+        put.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await put
+        writer.result()  # raises the writer's error

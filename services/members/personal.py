@@ -32,8 +32,8 @@ def ref_hash(key: str, community_id: str, channel: str, external_ref: str) -> st
     """Stable per (community, channel, reference), useless without the key: nobody holding only
     the log can test a guessed Telegram id, and one person's hashes differ across communities."""
     message = f"{community_id}\x1f{channel}\x1f{external_ref}".encode()
-    digest = hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
-    return REF_HASH_PREFIX + digest
+    # hmac.digest: the one-shot C path, a fraction of hmac.new's cost (an import hashes every row)
+    return REF_HASH_PREFIX + hmac.digest(key.encode(), message, hashlib.sha256).hex()
 
 
 @dataclass(frozen=True, slots=True)
