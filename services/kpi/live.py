@@ -18,6 +18,9 @@ from gatherly.settings import to_libpq_url
 from services.kpi.projections import CHANNEL
 
 FALLBACK_SECONDS = 5.0
+# A busy projection notifies once per batch (many a second): a stream re-queries at most this
+# often, so a burst costs a few queries, and the first change after a quiet spell goes at once.
+QUERY_INTERVAL_SECONDS = 0.25
 
 
 class Notifier:
@@ -77,10 +80,12 @@ async def kpi_events(
     notifier: Notifier, community: str, query: Callable[[], Awaitable[dict[str, Any]]]
 ) -> AsyncIterator[str]:
     """`event: kpis` with the summary now, then again each time it changes."""
+    clock = asyncio.get_running_loop().time
     async with notifier.subscribe(community) as woken:
         last: str | None = None
         while True:
             await notifier.listen()
+            queried = clock()
             current = json.dumps(await query(), sort_keys=True)
             if current != last:
                 yield f"event: kpis\ndata: {current}\n\n"
@@ -89,4 +94,5 @@ async def kpi_events(
                 yield ": still here\n\n"  # keeps proxies from closing an idle stream
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), FALLBACK_SECONDS)
+            await asyncio.sleep(max(0.0, queried + QUERY_INTERVAL_SECONDS - clock()))
             woken.clear()
