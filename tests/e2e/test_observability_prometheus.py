@@ -139,12 +139,11 @@ def scrape_config_for(ports: dict[str, int]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSystem, str]]:
-    binary = prometheus_binary()
-    root = tmp_path_factory.mktemp("observability")
-    relays = free_block(len(WRITERS))
-    projectors = free_block(len(PROJECTIONS) + 1 + len(WORKERS))  # workers follow projections
-    nats_port, monitor, exporter = free_block(3), free_block(1), free_block(1)
+def monitored_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """NATS with its monitoring port, and the exporter reading it: (client URL, exporter port)."""
+    root = tmp_path_factory.mktemp("nats")
+    nats_port = free_block(3)
+    monitor, exporter = nats_port + 1, nats_port + 2
     nats = EmbeddedNats(root / "nats", nats_port, root / "nats.log", monitor_port=monitor)
     nats.start()
     metrics = subprocess.Popen(
@@ -152,9 +151,26 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running
          "--monitor-url", f"http://127.0.0.1:{monitor}", "--port", str(exporter)],
         stdout=(root / "nats-metrics.log").open("wb"), stderr=subprocess.STDOUT,
     )
+    try:
+        yield nats.url, exporter
+    finally:
+        metrics.terminate()
+        metrics.wait(15)
+        nats.stop()
+
+
+@pytest.fixture(scope="module")
+def observed(
+    tmp_path_factory: pytest.TempPathFactory, monitored_nats: tuple[str, int],
+) -> Iterator[tuple[RunningSystem, str]]:
+    binary = prometheus_binary()
+    root = tmp_path_factory.mktemp("observability")
+    relays = free_block(len(WRITERS))
+    projectors = free_block(len(PROJECTIONS) + 1 + len(WORKERS))  # workers follow projections
+    nats_url, exporter = monitored_nats
     system = RunningSystem(
         root / "gatherly",
-        GATHERLY_NATS_URL=nats.url,
+        GATHERLY_NATS_URL=nats_url,
         GATHERLY_RELAY_METRICS_PORT=str(relays),
         GATHERLY_PROJECTOR_METRICS_PORT=str(projectors),
         GATHERLY_METRICS_SAMPLE_SECONDS="0.5",
@@ -178,11 +194,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running
     finally:
         prometheus.terminate()
         prometheus.wait(15)
-        stopped = system.stop()
-        metrics.terminate()
-        metrics.wait(15)
-        nats.stop()
-        assert stopped == 0, system.log_tail()
+        assert system.stop() == 0, system.log_tail()
 
 
 async def query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
@@ -287,10 +299,16 @@ async def test_dashboards_use_only_metrics_the_system_exposes_and_they_move(
         await drive_traffic(system, "observed")
         await exceed_a_key_rate(system)
 
-        async def everything_moved() -> bool:
-            return all([await total(client, expr) > before[expr] for expr in MOVING])
+        flat = list(MOVING)
 
-        await wait_for(everything_moved, 30, f"every one of {MOVING} rising")
+        async def everything_moved() -> bool:
+            flat[:] = [expr for expr in MOVING if await total(client, expr) <= before[expr]]
+            return not flat
+
+        try:
+            await wait_for(everything_moved, 30, "every moving metric rising")
+        except AssertionError as error:
+            raise AssertionError(f"not rising with traffic: {flat}") from error
         names = set((await client.get("/api/v1/label/__name__/values")).json()["data"])
         for dashboard in DASHBOARDS:
             missing = dashboard_metrics(dashboard) - names
