@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from sqlalchemy import text
 from gatherly.db import create_engine
 from gatherly.projection import ProjectionRunner
 from gatherly.settings import Settings
-from services.kpi import live
+from services.kpi import api, live
 from services.kpi.app import create_app
 from services.kpi.projections import KpiProjection
 from tests.conftest import free_port
@@ -146,6 +146,32 @@ async def test_a_fact_is_pushed_to_its_own_communitys_stream_only(settings: Sett
             assert pushed.data["members"]["total"] == 1
             assert pushed.data["top_channel"] == "vk"
             assert c1.empty() and c2.empty()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason="services/kpi/api.py computes a stream's default window"
+                   " once, when the stream opens: after midnight its facts fall outside it")
+@pytest.mark.usefixtures("no_fallback")
+async def test_a_stream_on_the_default_window_moves_on_at_midnight(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [datetime(2026, 3, 1, 23, 59, 55, tzinfo=UTC)]
+    monkeypatch.setattr(api, "utc_now", lambda: clock[0])
+    app = create_app(settings)
+    engine = create_engine(settings.database, "kpi", pool_size=2)
+    runner = ProjectionRunner(settings, KpiProjection(), engine)
+    try:
+        async with running(runner), serving(app) as base, subscribed(base, "c1") as c1:
+            first = await next_push(c1)
+            assert first.data is not None and first.data["to"] == "2026-03-01"
+            clock[0] += timedelta(seconds=10)  # 00:00:05 the next day
+            history = History("c1")
+            history.add("member.joined", "m1", clock[0], channel="vk", joined_at=clock[0])
+            await publish(settings, history.facts)
+            pushed = await next_push(c1)
+            assert pushed.data is not None, "the stream still answers for the day before"
+            assert (pushed.data["to"], pushed.data["members"]["total"]) == ("2026-03-02", 1)
     finally:
         await engine.dispose()
 
