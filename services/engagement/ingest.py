@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.envelope import utc_now
-from gatherly.eventstore import ConcurrencyConflict, EventStore
+from gatherly.eventstore import ConcurrencyConflict, EventStore, new_event_ids
 from gatherly.telemetry import current_traceparent
 from services.engagement import activity, batch, views
 from services.engagement.activity import CounterSnapshot, ReactionCount
@@ -72,11 +72,13 @@ class IngestHandlers:
         async with self.engine.begin() as conn:
             contents = await views.publications(conn, community_id, {f.content_id for f in facts})
             reactions = await views.reaction_states(conn, community_id, batch.reaction_ids(facts))
-            plan = batch.plan(facts, contents, reactions, utc_now())
+            # Ids from one read of the system's randomness, not one per fact (see new_event_ids).
+            view_ids = iter(new_event_ids(len(facts)))
+            plan = batch.plan(facts, contents, reactions, utc_now(), new_id=view_ids.__next__)
             await self.store.append_envelopes(conn, [
                 self.store.envelope(p.event, stream_id=p.stream_id, community_id=community_id,
-                                    version=p.version, traceparent=traceparent)
-                for p in plan.events
+                                    version=p.version, traceparent=traceparent, event_id=event_id)
+                for p, event_id in zip(plan.events, new_event_ids(len(plan.events)), strict=True)
             ])
             await views.add_views(conn, community_id, plan.views)
             await views.save_reactions(conn, community_id, list(plan.reactions.values()))

@@ -218,3 +218,16 @@ def test_every_engagement_decision_matches_its_contract() -> None:
     assert len({e.type for e in decided}) == 12
     for event in decided:
         validate(event.type, event.data)
+
+
+def test_a_reaction_id_is_the_rfc_4122_name_based_uuid_of_content_member_and_kind() -> None:
+    import uuid
+
+    from services.engagement.domain import reaction_id
+
+    for _ in range(200):
+        content, member = str(uuid.uuid4()), str(uuid.uuid4())
+        for kind in ("like", "love", "comment", "Ünïcode-kind"):
+            expected = uuid.uuid5(uuid.UUID(content), f"reaction:{member}:{kind}")
+            assert reaction_id(content, member, kind) == str(expected)
+    assert reaction_id(content.upper(), member, "like") == reaction_id(content, member, "like")
