@@ -1,0 +1,74 @@
+"""The zone-keyed rollups equal a GROUP BY over the fact tables, whether the zone was registered
+before the facts, after them (backfill), or while the projection was writing them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gatherly.db import create_engine
+from gatherly.settings import Settings
+from services.kpi.queries.zones import ensure_zone
+from tests.integration.test_kpi_oracle_history import generate
+from tests.integration.test_kpi_support import project, publish
+
+COMMUNITY = "oracle"  # the generated history's
+ZONES = ("UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Europe/Berlin")
+
+# Straight from the facts, written apart from services/kpi/facts/rollups.py on purpose.
+EXPECTED = {
+    "member_days": "SELECT CAST(at AT TIME ZONE :tz AS date), channel, kind, count(*)"
+                   " FROM member_changes WHERE community_id = :c GROUP BY 1, 2, 3",
+    "view_days": "SELECT CAST(at AT TIME ZONE :tz AS date), channel, sum(count) FROM views"
+                 " WHERE community_id = :c GROUP BY 1, 2",
+    "content_view_days": "SELECT CAST(at AT TIME ZONE :tz AS date), content_id, sum(count)"
+                         " FROM views WHERE community_id = :c GROUP BY 1, 2",
+    "reaction_days": "SELECT CAST(at AT TIME ZONE :tz AS date), channel, kind, added, count(*)"
+                     " FROM reaction_facts WHERE community_id = :c GROUP BY 1, 2, 3, 4",
+    "active_counts": "SELECT p, CAST(date_trunc(p, at AT TIME ZONE :tz) AS date),"
+                     " count(DISTINCT member_id) FROM activity,"
+                     " unnest(ARRAY['day', 'week', 'month']) p"
+                     " WHERE community_id = :c GROUP BY 1, 2",
+}
+STORED = {
+    "member_days": "SELECT day, channel, kind, n",
+    "view_days": "SELECT day, channel, n",
+    "content_view_days": "SELECT day, content_id, n",
+    "reaction_days": "SELECT day, channel, kind, added, n",
+    "active_counts": "SELECT period, start, n",
+}
+
+
+async def rows(engine: AsyncEngine, sql: str, tz: str) -> set[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        return {tuple(r) for r in await conn.execute(text(sql), {"c": COMMUNITY, "tz": tz})}
+
+
+async def assert_rollups_match_the_facts(engine: AsyncEngine, tz: str) -> None:
+    for table, expected in EXPECTED.items():
+        stored = f"{STORED[table]} FROM {table} WHERE community_id = :c AND tz = :tz"
+        assert await rows(engine, stored, tz) == await rows(engine, expected, tz), (table, tz)
+
+
+async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Settings) -> None:
+    facts = generate(seed=3)[:6000]
+    small_batches = settings.model_copy(update={"projection_batch_size": 50})
+    engine = create_engine(settings.database, "kpi", pool_size=2)
+    try:
+        await ensure_zone(engine, COMMUNITY, ZONES[0])  # before any fact
+        await publish(settings, facts)
+        projecting = asyncio.create_task(project(small_batches, len(facts)))
+        for tz in ZONES[1:-1]:  # while batches are being written
+            await asyncio.sleep(0.3)
+            await ensure_zone(engine, COMMUNITY, tz)
+        await projecting
+        await ensure_zone(engine, COMMUNITY, ZONES[-1])  # after every fact
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM member_days")) > 0
+        for tz in ZONES:
+            await assert_rollups_match_the_facts(engine, tz)
+    finally:
+        await engine.dispose()
