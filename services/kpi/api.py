@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from gatherly.envelope import utc_now
 from gatherly.web import Community, CommunityPath, Problem
+from services.kpi.facts.rollups import MAX_ZONES, TooManyZones
 from services.kpi.live import kpi_events
 from services.kpi.queries.beyond import active_kpi, followups_kpi, retention_kpi, roles_kpi
 from services.kpi.queries.channels import channels_kpi
@@ -85,7 +86,11 @@ async def zoned(
     request: Request, community: Community, w: Annotated[Window, Depends(window)]
 ) -> Window:
     """The window, once the community's rollups exist in its zone."""
-    await ensure_zone(request.app.state.engine, community, w.tz)
+    try:
+        await ensure_zone(request.app.state.engine, community, w.tz)
+    except TooManyZones as error:
+        raise Problem(400, "Too many time zones", f"this community's KPIs are kept in at most"
+                      f" {MAX_ZONES} zones; ask in one of {error.args[0]}") from error
     return w
 
 

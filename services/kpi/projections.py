@@ -27,8 +27,9 @@ class KpiProjection:
     schema = SCHEMA
 
     async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
+        communities = sorted({e.community_id for e in batch})
         # Before any write: a zone's backfill either saw this batch or this batch sees the zone.
-        await conn.execute(text(rollups.LOCK_FOR_BATCH))
+        await rollups.lock_for_batch(conn, communities)
         ids = await identity.identities(conn, batch)
         # Rewrite what is stored before writing this batch, whose rows already carry the
         # pseudonym: the other way round, a row of both kinds for one key would collide.
@@ -37,7 +38,6 @@ class KpiProjection:
         await engagement.apply(conn, batch)
         await events.apply(conn, batch, ids)
         await identity.record_activity(conn, batch, ids)
-        communities = sorted({e.community_id for e in batch})
         await conn.execute(
             text("SELECT pg_notify(:n, c) FROM unnest(CAST(:cs AS text[])) c"),
             {"n": CHANNEL, "cs": communities},

@@ -13,7 +13,8 @@ from gatherly.db import create_engine
 from gatherly.settings import Settings
 from services.kpi.queries.zones import ensure_zone
 from tests.integration.test_kpi_oracle_history import generate
-from tests.integration.test_kpi_support import project, publish
+from tests.integration.test_kpi_support import COMMUNITY as OPERATOR_COMMUNITY
+from tests.integration.test_kpi_support import kpi_client, project, publish
 
 COMMUNITY = "oracle"  # the generated history's
 ZONES = ("UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Europe/Berlin")
@@ -72,3 +73,21 @@ async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Sett
             await assert_rollups_match_the_facts(engine, tz)
     finally:
         await engine.dispose()
+
+
+async def test_a_community_is_kept_in_at_most_eight_zones(settings: Settings) -> None:
+    zones = ("UTC", "Asia/Kolkata", "Asia/Tokyo", "Europe/Berlin", "Europe/London",
+             "America/New_York", "America/Sao_Paulo", "Australia/Sydney")
+    async for client in kpi_client(settings):
+        for tz in zones:
+            answer = await client.get(f"/v1/communities/{OPERATOR_COMMUNITY}/kpis/members",
+                                      params={"tz": tz})
+            assert answer.status_code == 200, answer.text
+        ninth = await client.get(f"/v1/communities/{OPERATOR_COMMUNITY}/kpis/members",
+                                 params={"tz": "Africa/Cairo"})
+        again = await client.get(f"/v1/communities/{OPERATOR_COMMUNITY}/kpis/views",
+                                 params={"tz": "Asia/Tokyo"})
+    assert ninth.status_code == 400
+    assert ninth.headers["content-type"] == "application/problem+json"
+    assert "Asia/Tokyo" in ninth.json()["detail"]
+    assert again.status_code == 200

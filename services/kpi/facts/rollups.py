@@ -11,9 +11,12 @@ exact and independent of the order facts arrive in.
 Distinct members per period are not additive: `active_seen` keeps one row per (period, member)
 and `active_counts` counts only rows that were new.
 
-Serialisation: a backfill takes `kpi_zones` in EXCLUSIVE mode and the projection in SHARE mode
-before it writes, so a batch either committed before the backfill read the facts or sees the
-zone and adds its own deltas; never both, never neither.
+Serialisation, per community: a backfill holds the community's advisory lock exclusively and
+the projection holds it shared (for every community in its batch) before it writes, so a batch
+either committed before the backfill read the facts or sees the zone and adds its own deltas;
+never both, never neither. Other communities' batches never wait for a backfill.
+
+A community has at most MAX_ZONES zones: each costs a backfill and a share of every batch.
 """
 
 from __future__ import annotations
@@ -28,8 +31,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 log = logging.getLogger(__name__)
 
 PERIODS = ("day", "week", "month")
-LOCK_FOR_BATCH = "LOCK TABLE kpi_zones IN SHARE MODE"
-LOCK_FOR_BACKFILL = "LOCK TABLE kpi_zones IN EXCLUSIVE MODE"
+MAX_ZONES = 8
+# A hash collision only makes two communities wait for each other's backfill.
+LOCK_KEY = "hashtext('kpi_zones:' || {})"
+# Sorted, so two batches always take their communities' locks in the same order.
+LOCK_FOR_BATCH = (
+    f"SELECT count(pg_advisory_xact_lock_shared({LOCK_KEY.format('c')}))"
+    " FROM (SELECT DISTINCT unnest(CAST(:cs AS text[])) AS c ORDER BY 1) cs"
+)
+LOCK_FOR_BACKFILL = f"SELECT pg_advisory_xact_lock({LOCK_KEY.format(':c')})"
+
+
+class TooManyZones(Exception):
+    """The community already has MAX_ZONES zones."""
+
+
+async def lock_for_batch(conn: AsyncConnection, communities: list[str]) -> None:
+    await conn.execute(text(LOCK_FOR_BATCH), {"cs": communities})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +125,13 @@ def deltas(fact_table: str) -> list[str]:
 async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     """Register `tz` for the community and fill its rollups from the fact tables; False (and no
     work) when another query registered it first. Call in a transaction of its own."""
-    await conn.execute(text(LOCK_FOR_BACKFILL))
+    await conn.execute(text(LOCK_FOR_BACKFILL), {"c": community})
+    zones = set((await conn.execute(
+        text("SELECT tz FROM kpi_zones WHERE community_id = :c"), {"c": community})).scalars())
+    if tz in zones:
+        return False
+    if len(zones) >= MAX_ZONES:
+        raise TooManyZones(sorted(zones))
     registered = await conn.scalar(
         text("INSERT INTO kpi_zones VALUES (:c, :tz) ON CONFLICT DO NOTHING RETURNING 1"),
         {"c": community, "tz": tz},
