@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench.events_checkin",
     "bench.engagement_batch",
     "bench.kpi_projection",
+    "bench.kpi_query",
     "bench.kpi_rebuild",
     "bench.gateway_throughput",
     "bench.webhooks_delivery",
