@@ -3,10 +3,14 @@ registers it and backfills its rollups (facts/rollups.py), in a transaction of i
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from services.kpi.facts.rollups import backfill
+from services.kpi.projections import SCHEMA
 
 # Reads the rollups by local day: `day` is a date, truncated as a timestamp without zone.
 DAY_BUCKET = "CAST(date_trunc(:g, CAST(day AS timestamp)) AS date)"
@@ -22,5 +26,20 @@ async def ensure_zone(engine: AsyncEngine, community: str, tz: str) -> None:
             {"c": community, "tz": tz},
         )
     if not known:
-        async with engine.begin() as conn:
+        # Shielded: an asker who hangs up does not cancel (and so waste) a backfill under way.
+        await asyncio.shield(asyncio.ensure_future(_backfill(engine, community, tz)))
+
+
+async def _backfill(engine: AsyncEngine, community: str, tz: str) -> None:
+    """A big community's backfill takes minutes, past the pool's command timeout: it runs on a
+    connection of its own without one, so it finishes even if the asker gave up waiting."""
+    unbounded = create_async_engine(
+        engine.url, poolclass=NullPool,
+        connect_args={"server_settings": {"search_path": f"{SCHEMA},public"},
+                      "command_timeout": None},
+    )
+    try:
+        async with unbounded.begin() as conn:
             await backfill(conn, community, tz)
+    finally:
+        await unbounded.dispose()
