@@ -70,9 +70,15 @@ class Share:
 class Projector:
     """Every partition of one projection, as runners sharing a stop signal and a Share."""
 
-    def __init__(self, settings: Settings, projection: Projection, engine: AsyncEngine) -> None:
+    def __init__(
+        self, settings: Settings, projection: Projection, engine: AsyncEngine, *,
+        counted: bool = True,
+    ) -> None:
+        """`counted` False (a replay) runs only partitions nobody leads and never makes the
+        projector processes hand theirs over."""
         self.settings, self.projection = settings, projection
         self.share = Share(runner_count(settings, projection))
+        self.counted = counted
         self.stopping = asyncio.Event()
         self.runners = [
             ProjectionRunner(settings, projection, engine, partition=partition, turn=self.share)
@@ -87,7 +93,7 @@ class Projector:
 
     async def run(self) -> None:
         work = [asyncio.create_task(runner.run()) for runner in self.runners]
-        if self.share.count > 1:
+        if self.share.count > 1 and self.counted:
             work.append(asyncio.create_task(self._count_members()))
         try:
             await asyncio.gather(*work)

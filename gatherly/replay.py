@@ -38,7 +38,7 @@ async def reset(runner: ProjectionRunner) -> None:
 async def replay(settings: Settings, projection: Projection, *, show: bool = True) -> int:
     engine = create_engine(settings.database, projection.schema,
                            pool_size=runner_count(settings, projection) + 1)
-    projector = Projector(settings, projection, engine)
+    projector = Projector(settings, projection, engine, counted=False)
     bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="replay")
     try:
         await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds,
