@@ -4,7 +4,8 @@ stream, in the same run.
 
 `python -m bench.kpi_rebuild [facts]` starts its own embedded Postgres and NATS (no fsync per
 write, as bench.kpi_projection), publishes the oracle's random history, projects it live once
-(so the replay has a full read model to drop), then times the replay. It checks that the rebuilt
+(so the replay has a full read model to drop, with the community's rollups in two zones), then
+times the replay. It checks that the rebuilt
 tables hold exactly the live ones' rows: a fast rebuild that loses rows is no rebuild."""
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ from gatherly.migrate import migrate
 from gatherly.replay import replay
 from gatherly.settings import Settings
 from services.kpi.projections import SCHEMA, TABLES, KpiProjection
+from services.kpi.queries.zones import ensure_zone
 from tests.conftest import free_port
 from tests.integration.test_kpi_oracle_history import generate
 from tests.integration.test_kpi_support import publish
+
+COMMUNITY = "oracle"  # the generated history's
+ZONES = ("UTC", "Europe/Berlin")
 
 
 async def contents(settings: Settings) -> dict[str, str]:
@@ -62,6 +67,12 @@ async def prepared(pg: EmbeddedPostgres, nats: EmbeddedNats) -> Settings:
     bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="bench")
     await bus.ensure_stream(duplicate_window=60)
     await bus.close()
+    engine = create_engine(settings.database, SCHEMA, pool_size=1)
+    try:  # a community asked about in two zones: live and rebuilt facts feed both rollups
+        for zone in ZONES:
+            await ensure_zone(engine, COMMUNITY, zone)
+    finally:
+        await engine.dispose()
     return settings
 
 
