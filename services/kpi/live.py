@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from sqlalchemy.exc import DBAPIError
 
 from gatherly.settings import to_libpq_url
 from services.kpi.projections import CHANNEL
+
+log = logging.getLogger(__name__)
 
 FALLBACK_SECONDS = 5.0
 # A busy projection notifies once per batch (many a second): a stream re-queries at most this
@@ -86,13 +90,24 @@ async def kpi_events(
         while True:
             await notifier.listen()
             queried = clock()
-            current = json.dumps(await query(), sort_keys=True)
-            if current != last:
-                yield f"event: kpis\ndata: {current}\n\n"
-                last = current
-            else:
-                yield ": still here\n\n"  # keeps proxies from closing an idle stream
+            message, last = await _message(community, query, last)
+            yield message
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), FALLBACK_SECONDS)
             await asyncio.sleep(max(0.0, queried + QUERY_INTERVAL_SECONDS - clock()))
             woken.clear()
+
+
+async def _message(
+    community: str, query: Callable[[], Awaitable[dict[str, Any]]], last: str | None
+) -> tuple[str, str | None]:
+    """What to send for the answer now, and the answer the client then holds."""
+    try:
+        current = json.dumps(await query(), sort_keys=True)
+    except (OSError, TimeoutError, DBAPIError) as error:
+        # The database is away (a restart): keep the stream and ask again later.
+        log.warning("KPI stream of %s: query failed: %r", community, error)
+        return ": kpis unavailable, retrying\n\n", last
+    if current == last:
+        return ": still here\n\n", last  # keeps proxies from closing an idle stream
+    return f"event: kpis\ndata: {current}\n\n", current

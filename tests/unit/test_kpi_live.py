@@ -77,3 +77,26 @@ async def test_an_unchanged_answer_is_a_comment_and_another_community_wakes_noth
     await stop(reader)
     assert query.calls == 2
     assert pushed == ['event: kpis\ndata: {"members": {"total": 0}}\n\n', ": still here\n\n"]
+
+
+async def test_a_failed_query_keeps_the_stream_and_the_next_answer_goes_out() -> None:
+    notifier, pushed = Quiet(), list[str]()
+    answers: list[dict[str, Any] | Exception] = [
+        {"members": {"total": 1}}, ConnectionRefusedError("database restarting"),
+        {"members": {"total": 1}}, {"members": {"total": 2}}]
+
+    async def query() -> dict[str, Any]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    reader = asyncio.create_task(collect(live.kpi_events(notifier, "c1", query), pushed))
+    for _ in range(3):
+        await asyncio.sleep(live.QUERY_INTERVAL_SECONDS * 1.5)
+        notifier.wake("c1")
+    await asyncio.sleep(live.QUERY_INTERVAL_SECONDS * 1.5)
+    await stop(reader)
+    assert pushed == ['event: kpis\ndata: {"members": {"total": 1}}\n\n',
+                      ": kpis unavailable, retrying\n\n", ": still here\n\n",
+                      'event: kpis\ndata: {"members": {"total": 2}}\n\n']
