@@ -101,8 +101,10 @@ def _member_at(history: list[tuple[str, datetime]], moment: datetime) -> bool:
 async def roles_kpi(conn: AsyncConnection, community: str) -> dict[str, Any]:
     """Current members per role, and the roles no current member holds."""
     held = {r.role: int(r.n) for r in await conn.execute(
-        text("SELECT r.role, count(*) AS n FROM member_roles r JOIN members m"
-             " ON m.community_id = r.community_id AND m.member_id = r.member_id"
+        # One index lookup per role held (LIMIT keeps the planner from scanning every member).
+        text("SELECT r.role, count(*) AS n FROM member_roles r CROSS JOIN LATERAL"
+             " (SELECT status FROM members m WHERE m.community_id = r.community_id"
+             " AND m.member_id = r.member_id LIMIT 1) m"
              " WHERE r.community_id = :c AND m.status = 'member' GROUP BY 1"),
         {"c": community},
     )}
