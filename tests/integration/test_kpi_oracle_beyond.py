@@ -21,6 +21,20 @@ ROLES = ("mentor", "partner", "storyteller", "historian", "hero", "celebrity", "
 DUTIES = ("thanks_sent", "materials_sent", "feedback_collected", "members_introduced",
           "invited_to_community", "history_written", "promoted")
 MEASURES = ("joins", "views", "reactions", "registrations", "attendances", "feedback")
+# docs/kpi.md "Active members": the facts a member does, and where the member's id is.
+ACTORS = {"member.joined": None, "member.rejoined": None, "member.profile_updated": None,
+          "content.published": "author_id", "content.viewed": "member_id",
+          "reaction.added": "member_id", "reaction.removed": "member_id",
+          "feedback.submitted": "member_id", "feedback.answered": "by_member",
+          "feedback.resolved": "by_member", "event.registered": "member_id",
+          "event.registration_cancelled": "member_id", "event.attended": "member_id",
+          "event.followup_done": "by_member", "introduction.made": "by_member",
+          "thanks.sent": "by_member"}
+# DESIGN §9: the field holding the moment a fact happened, where it is not `at`.
+MOMENT = {"member.joined": "joined_at", "member.rejoined": "rejoined_at",
+          "content.published": "published_at", "content.viewed": "viewed_at",
+          "feedback.submitted": "submitted_at", "event.registered": "registered_at",
+          "event.attended": "checked_in_at", "event.followup_done": "done_at"}
 
 
 @dataclass(frozen=True)
@@ -191,6 +205,34 @@ def followups(facts: list[Envelope], span: Span, within_days: int) -> dict[str, 
         for e in counted)
     return {"finished": len(counted), "completed": completed, "within_days": within_days,
             "completion": completed / len(counted) if counted else None}
+
+
+def active(facts: list[Envelope], span: Span, granularity: str = "month") -> dict[str, Any]:
+    """Distinct members who did anything, per period (weeks start on Monday) and in the whole
+    window; the first week may begin before the window, and counts from the window's start."""
+    per_period: dict[date, set[str]] = defaultdict(set)
+    for f in facts:
+        kind = f.type.removeprefix("gatherly.")
+        if kind not in ACTORS:
+            continue
+        at = when(f, MOMENT[kind]) if kind in MOMENT else (
+            when(f, "at") if "at" in f.data else f.time)
+        who = f.subject if ACTORS[kind] is None else f.data.get(str(ACTORS[kind]))
+        if who and span.holds(at):
+            per_period[truncate(at.astimezone(span.zone).date(), granularity)].add(who)
+    starts, current = [], truncate(span.first, granularity)
+    while current < span.end.date():
+        starts.append(current)
+        current = (current + timedelta(days=32)).replace(day=1) if granularity == "month" else (
+            current + timedelta(days=7 if granularity == "week" else 1))
+    return {"active": len(set().union(*per_period.values())),
+            "periods": [{"start": p.isoformat(), "active": len(per_period[p])} for p in starts]}
+
+
+def truncate(day: date, granularity: str) -> date:
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if granularity == "month" else day
 
 
 # The oracle itself, on a history small enough to work out by hand.

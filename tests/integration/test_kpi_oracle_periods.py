@@ -13,27 +13,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gatherly.envelope import Envelope
-from tests.integration.test_kpi_oracle_beyond import Span, in_order, latest_snapshots, when
+from tests.integration.test_kpi_oracle_beyond import (
+    Span,
+    active,
+    in_order,
+    latest_snapshots,
+    when,
+)
 from tests.integration.test_kpi_support import History
 
 MOVES = ("joined", "rejoined", "left")
 FRAME = ("community_id", "from", "to", "granularity", "tz")
-# docs/kpi.md "Active members": the facts a member does, and where the member's id is.
-ACTORS = {"member.joined": None, "member.rejoined": None, "member.profile_updated": None,
-          "content.published": "author_id", "content.viewed": "member_id",
-          "reaction.added": "member_id", "reaction.removed": "member_id",
-          "feedback.submitted": "member_id", "feedback.answered": "by_member",
-          "feedback.resolved": "by_member", "event.registered": "member_id",
-          "event.registration_cancelled": "member_id", "event.attended": "member_id",
-          "event.followup_done": "by_member", "introduction.made": "by_member",
-          "thanks.sent": "by_member"}
 Getter = Callable[..., Awaitable[dict[str, Any]]]
 
 
 async def compare(get: Getter, facts: list[Envelope], span: Span, **zone: str) -> dict[str, Any]:
     """The API's answers next to the oracle's, for those that differ."""
-    async def answer(name: str, *dropped: str) -> dict[str, Any]:
-        found = await get(name, **zone)
+    async def answer(name: str, *dropped: str, **params: str) -> dict[str, Any]:
+        found = await get(name, **zone, **params)
         return {k: v for k, v in found.items() if k not in (*FRAME, *dropped)}
 
     pairs: dict[str, tuple[Any, Any]] = {
@@ -42,6 +39,9 @@ async def compare(get: Getter, facts: list[Envelope], span: Span, **zone: str) -
         "reactions": (await answer("reactions", "speed"), reactions(facts, span)),
         "active": (await answer("active"), active(facts, span)),
     }
+    for by in ("week", "day"):  # distinct members are kept per period kind, not summed up
+        pairs[f"active by {by}"] = (await answer("active", granularity=by),
+                                    active(facts, span, by))
     if not zone:  # not read from the zone's rollups: once is enough
         found = await answer("events")
         for event in found["events"]:
@@ -154,21 +154,6 @@ def reactions(facts: list[Envelope], span: Span) -> dict[str, Any]:
         **{name: {key: {k: split[name][key][k] for k in shape}
                   for key in sorted(split[name])} for name in ("channels", "kinds")},
     }
-
-
-def active(facts: list[Envelope], span: Span) -> dict[str, Any]:
-    """Distinct members who did anything, per month and in the whole window."""
-    per_month: dict[date, set[str]] = defaultdict(set)
-    for f in facts:
-        kind = f.type.removeprefix("gatherly.")
-        if kind in ACTORS and span.holds(f.time):
-            field = ACTORS[kind]
-            who = f.subject if field is None else f.data.get(field)
-            if who:
-                per_month[span.month_of(f.time)].add(who)
-    return {"active": len(set().union(*per_month.values())),
-            "periods": [{"start": m.isoformat(), "active": len(per_month[m])}
-                        for m in span.starts()]}
 
 
 def events(facts: list[Envelope], span: Span) -> dict[str, Any]:
@@ -311,6 +296,15 @@ def test_the_oracle_counts_no_shows_at_the_events_start_and_firsts_once() -> Non
     first, second = answer["events"]
     assert (first["no_shows"], first["new"], first["status"]) == (1, 2, "finished")
     assert (second["no_shows"], second["new"], second["repeat"]) == (None, 0, 1)
+
+
+def test_the_oracle_counts_active_members_per_week_from_the_windows_start() -> None:
+    weeks = active(hand_history(), FEBRUARY_TO_MARCH, "week")["periods"]
+    assert weeks[0] == {"start": "2025-01-27", "active": 0}  # the Monday before February
+    assert [w["start"] for w in weeks[-2:]] == ["2025-03-24", "2025-03-31"]
+    # At each fact's own moment: a's rejoin is in March, whenever it was recorded.
+    assert {w["start"]: w["active"] for w in weeks if w["active"]} == {"2025-02-10": 3,
+                                                                      "2025-03-10": 1}
 
 
 def test_the_oracle_ages_the_backlog_at_the_windows_end() -> None:
