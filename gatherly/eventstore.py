@@ -69,20 +69,23 @@ START = Position(0, 0)
 
 _COLUMNS = "id, stream_id, community_id, type, version, occurred_at, recorded_at, data, traceparent"
 
-# The wake-up NOTIFY rides in the same statement: one round trip less per append.
-_INSERT = text(
-    "WITH appended AS (INSERT INTO events"
+# The events of an append as one `INSERT … SELECT FROM unnest(…)`; `{only_if}` lets a caller
+# make it conditional on its own writes in the same statement.
+_APPENDED = (
+    "appended AS (INSERT INTO events"
     " (id, stream_id, community_id, type, version, occurred_at, data, traceparent)"
-    " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:stream_ids AS text[]),"
-    " CAST(:community_ids AS text[]), CAST(:types AS text[]), CAST(:versions AS int[]),"
-    " CAST(:times AS timestamptz[]), CAST(:datas AS jsonb[]), CAST(:traceparents AS text[])))"
-    " SELECT pg_notify(:channel, '')"
+    " SELECT * FROM unnest(CAST(:ev_ids AS uuid[]), CAST(:ev_streams AS text[]),"
+    " CAST(:ev_communities AS text[]), CAST(:ev_types AS text[]), CAST(:ev_versions AS int[]),"
+    " CAST(:ev_times AS timestamptz[]), CAST(:ev_datas AS jsonb[]),"
+    " CAST(:ev_traceparents AS text[])) WHERE {only_if} RETURNING 1)"
 )
-_NOTIFY = text("SELECT pg_notify(:channel, '')")
+# The wake-up NOTIFY rides in the same statement: one round trip less per append.
+_INSERT = text(f"WITH {_APPENDED.format(only_if='true')} SELECT pg_notify(:wake_channel, '')")
+_NOTIFY = text("SELECT pg_notify(:wake_channel, '')")
 _COPY_COLUMNS = ["id", "stream_id", "community_id", "type", "version", "occurred_at", "data",
                  "traceparent"]
-# From this many events on, an append goes in with COPY: for an import's thousands of rows it
-# costs the server about half of `INSERT … SELECT FROM unnest`; for a handful it is an extra
+# From this many events on, an append goes in with COPY, Postgres's bulk path (binary rows, no
+# statement to plan with thousands of array elements); for a handful it would cost an extra
 # round trip (the NOTIFY goes alone).
 COPY_FROM = 100
 
@@ -149,30 +152,55 @@ class EventStore:
         if len(envelopes) >= COPY_FROM:
             await self._copy(conn, envelopes)
             return
-        params: dict[str, Any] = {
-            "ids": [e.id for e in envelopes],
-            "stream_ids": [e.subject for e in envelopes],
-            "community_ids": [e.community_id for e in envelopes],
-            "types": [e.type for e in envelopes],
-            "versions": [e.sequence for e in envelopes],
-            "times": [e.time for e in envelopes],
-            "datas": [json.dumps(e.data) for e in envelopes],
-            "traceparents": [e.traceparent for e in envelopes],
-            # A hint only: the relay also polls, so a lost notification delays, never loses.
-            "channel": self.wake_channel,
-        }
         try:
-            await conn.execute(_INSERT, params)
+            await conn.execute(_INSERT, self._params(envelopes))
         except IntegrityError as error:
             first = envelopes[0]
             raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
+
+    async def append_if_written(
+        self, conn: AsyncConnection, envelopes: list[Envelope], *, writes: str,
+        params: dict[str, Any],
+    ) -> bool:
+        """Append `envelopes` in ONE statement with the caller's own writes, and only if they
+        wrote: `writes` is SQL for the statement's first `WITH` items, the last one named
+        `written`, which returns a row when the events belong on the log (an
+        `INSERT … ON CONFLICT DO NOTHING RETURNING …`, say). One statement is atomic by itself,
+        so a caller on an autocommit connection pays no BEGIN and COMMIT round trips. The
+        contracts are checked first, as for every append; True when the events went in."""
+        for envelope in envelopes:
+            contracts.validate(envelope.type, envelope.data)
+        statement = text(
+            f"WITH {writes}, {_APPENDED.format(only_if='EXISTS (SELECT FROM written)')}"
+            " SELECT EXISTS (SELECT FROM written), pg_notify(:wake_channel, '')"
+        )
+        try:
+            result = await conn.execute(statement, {**params, **self._params(envelopes)})
+        except IntegrityError as error:
+            first = envelopes[0]
+            raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
+        return bool(result.scalar_one())
+
+    def _params(self, envelopes: list[Envelope]) -> dict[str, Any]:
+        return {
+            "ev_ids": [e.id for e in envelopes],
+            "ev_streams": [e.subject for e in envelopes],
+            "ev_communities": [e.community_id for e in envelopes],
+            "ev_types": [e.type for e in envelopes],
+            "ev_versions": [e.sequence for e in envelopes],
+            "ev_times": [e.time for e in envelopes],
+            "ev_datas": [json.dumps(e.data) for e in envelopes],
+            "ev_traceparents": [e.traceparent for e in envelopes],
+            # A hint only: the relay also polls, so a lost notification delays, never loses.
+            "wake_channel": self.wake_channel,
+        }
 
     async def _copy(self, conn: AsyncConnection, envelopes: list[Envelope]) -> None:
         """COPY the rows in on the caller's transaction. The NOTIFY goes first, through
         SQLAlchemy: that also opens the transaction on the driver connection (SQLAlchemy begins
         it lazily, at the first statement), so the COPY is part of it, commits with it or not
         at all. Position and transaction id come from the columns' defaults, as for an insert."""
-        await conn.execute(_NOTIFY, {"channel": self.wake_channel})
+        await conn.execute(_NOTIFY, {"wake_channel": self.wake_channel})
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         records = [

@@ -85,9 +85,15 @@ Decision = Callable[[Member], list[DomainEvent]]
 
 
 class MemberHandlers:
-    def __init__(self, engine: AsyncEngine, store: EventStore) -> None:
+    def __init__(
+        self, engine: AsyncEngine, store: EventStore, *, shared_transaction: bool = False
+    ) -> None:
+        """`shared_transaction`: `engine` hands every command one open transaction (an inbound
+        delivery's, `gatherly.inbound.OneTransaction`), so a join cannot take a connection of
+        its own and runs in that transaction like every other command."""
         self.engine = engine
         self.store = store
+        self.shared_transaction = shared_transaction
         self._ref_key: str | None = None
 
     async def ref_key(self, conn: AsyncConnection) -> str:
@@ -98,42 +104,51 @@ class MemberHandlers:
     async def join(self, command: JoinMember) -> tuple[MemberView, bool]:
         """The member and whether this call created it (False: the reference was known).
 
-        One transaction, three round trips (begin, one insert for the list and profile rows,
-        one for the event; commit): a join is the hottest write. A new member's stream is
-        brand new (a fresh uuid), so the events go in with `append_envelopes` at version 1 and
-        the store's unique (stream, version) still guards it."""
+        A join is the hottest write, so it is one statement: the list and profile rows and the
+        `joined` event together (`EventStore.append_if_written`), atomic by itself, on an
+        autocommit connection — no BEGIN and COMMIT round trips. A new member's stream is brand
+        new (a fresh uuid), so its event is version 1 and the store's unique (stream, version)
+        still guards it. A join with a referrer runs in a transaction: the referrer is checked
+        after the statement, and a refused join rolls its rows back."""
         # Before the reference lookup: a channel the community does not have is refused even
         # when the reference is known.
         domain.check_channel(command.channel, command.custom_channels)
         changes = personal.profile_changes(
             command.profile, lambda c: domain.valid_channel(c, command.custom_channels)
         )
-        member_id = str(uuid.uuid4())
         profile = Profile(**changes)
-        async with self.engine.begin() as conn:
-            ref_hash = await self._ref_hash(conn, command)
-            events = domain.join(
-                member_id, channel=command.channel, joined_at=command.joined_at,
-                invited_by=command.invited_by, external_ref=ref_hash,
-                custom_channels=command.custom_channels,
-            )
-            envelopes = self._first_envelopes(command.community_id, member_id, events)
-            member = domain.replay(envelopes)
-            assert member is not None
-            # The insert decides whether the person is new: the unique (channel, reference)
-            # index makes it write nothing for a known one (even one a racing join committed a
-            # moment ago), and then the answer is that member. A new member, the common case,
-            # costs no lookup first.
-            if not await views.insert_new(conn, member, profile, command.external_ref):
-                assert ref_hash is not None
-                known = await self._known(conn, command, ref_hash)
-                assert known is not None
-                return known, False
-            # After the insert, as before it: a known member is answered whatever the referrer;
-            # a refused new one rolls its rows back with the transaction.
-            await self._check_referrer(conn, command.community_id, command.invited_by)
-            await self.store.append_envelopes(conn, envelopes)
-        return MemberView(member, profile, command.external_ref), True
+        if command.invited_by or self.shared_transaction:
+            async with self.engine.begin() as conn:
+                view, created = await self._record_join(conn, command, profile)
+                if created:  # a known member is answered whatever the referrer
+                    await self._check_referrer(conn, command.community_id, command.invited_by)
+                return view, created
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await self._record_join(conn, command, profile)
+
+    async def _record_join(
+        self, conn: AsyncConnection, command: JoinMember, profile: Profile
+    ) -> tuple[MemberView, bool]:
+        member_id = str(uuid.uuid4())
+        ref_hash = await self._ref_hash(conn, command)
+        events = domain.join(
+            member_id, channel=command.channel, joined_at=command.joined_at,
+            invited_by=command.invited_by, external_ref=ref_hash,
+            custom_channels=command.custom_channels,
+        )
+        envelopes = self._first_envelopes(command.community_id, member_id, events)
+        member = domain.replay(envelopes)
+        assert member is not None
+        writes, params = views.new_member_writes(member, profile, command.external_ref)
+        if await self.store.append_if_written(conn, envelopes, writes=writes, params=params):
+            return MemberView(member, profile, command.external_ref), True
+        # The person is known (maybe through a racing join that committed a moment ago):
+        # nothing was written; answer with that member.
+        assert ref_hash is not None
+        known = await self._known(conn, command, ref_hash)
+        assert known is not None
+        return known, False
 
     def _first_envelopes(
         self, community_id: str, member_id: str, events: list[DomainEvent]

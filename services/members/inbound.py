@@ -94,7 +94,8 @@ async def record_part(source: str, part: Part, request: Request) -> dict[str, An
         receipts: InboundReceipts = request.app.state.inbound_receipts
         if (answer := await receipts.claim(conn, receipt)) is not None:
             return {**answer, "replayed": True}
-        handlers = MemberHandlers(cast(AsyncEngine, OneTransaction(conn)), shared.store)
+        handlers = MemberHandlers(cast(AsyncEngine, OneTransaction(conn)), shared.store,
+                                  shared_transaction=True)
         answer = await _record(conn, handlers, part)
         await receipts.keep(conn, receipt, answer)
     return {**answer, "replayed": False}

@@ -51,28 +51,27 @@ def _member_params(member: Member) -> dict[str, Any]:
     }
 
 
-async def insert_new(
-    conn: AsyncConnection, member: Member, profile: Profile, external_ref: str | None
-) -> bool:
-    """Insert the member's list and profile rows in one statement; False, and nothing written,
-    when the community already knows the (channel, external reference): the unique index
-    decides, so two racing joins of one person create one member."""
-    inserted = await conn.scalar(
-        text(
-            "WITH listed AS (INSERT INTO member_list (id, community_id, channel, status,"
-            " invited_by, external_ref_hash, joined_at, left_at, roles, version)"
-            " VALUES (:id, :community_id, :channel, :status, :invited_by, :external_ref_hash,"
-            " :joined_at, :left_at, :roles, :version)"
-            " ON CONFLICT (community_id, channel, external_ref_hash)"
-            " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id)"
-            " INSERT INTO member_profile (member_id, community_id, display_name, email, handles,"
-            " city, interests, external_ref) SELECT id, :community_id, :display_name, :email,"
-            " CAST(:handles AS jsonb), :city, :interests, :external_ref FROM listed"
-            " RETURNING member_id"
-        ),
-        {**_member_params(member), **_profile_params(profile), "external_ref": external_ref},
+def new_member_writes(
+    member: Member, profile: Profile, external_ref: str | None
+) -> tuple[str, dict[str, Any]]:
+    """A new member's list and profile rows, as the `WITH` items of the join's one statement
+    (`EventStore.append_if_written`): `written` returns a row only when the rows went in. The
+    community's unique (channel, external reference) index decides: for a person it already
+    knows nothing is written, so two racing joins of one person create one member."""
+    writes = (
+        "listed AS (INSERT INTO member_list (id, community_id, channel, status,"
+        " invited_by, external_ref_hash, joined_at, left_at, roles, version)"
+        " VALUES (:id, :community_id, :channel, :status, :invited_by, :external_ref_hash,"
+        " :joined_at, :left_at, :roles, :version)"
+        " ON CONFLICT (community_id, channel, external_ref_hash)"
+        " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id),"
+        " written AS (INSERT INTO member_profile (member_id, community_id, display_name, email,"
+        " handles, city, interests, external_ref) SELECT id, :community_id, :display_name,"
+        " :email, CAST(:handles AS jsonb), :city, :interests, :external_ref FROM listed"
+        " RETURNING member_id)"
     )
-    return inserted is not None
+    params = {**_member_params(member), **_profile_params(profile), "external_ref": external_ref}
+    return writes, params
 
 
 def _profile_params(profile: Profile) -> dict[str, Any]:

@@ -118,3 +118,26 @@ async def test_a_bulk_append_wakes_the_relay_at_commit_and_is_published_once_in_
         await eventually(all_published)
     published = await stream_envelopes(settings)
     assert [e.id for e in published] == [e.id for e in envelopes]
+
+
+GUARD = "written AS (INSERT INTO guard_rows VALUES (:gid) ON CONFLICT DO NOTHING RETURNING id)"
+
+
+async def test_an_append_with_the_callers_writes_goes_in_only_when_they_wrote(
+    engine,  # type: ignore[no-untyped-def]
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE guard_rows (id text PRIMARY KEY)"))
+    first, again = lives([str(uuid.uuid4())])[:1], lives([str(uuid.uuid4())])[:1]
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement, no BEGIN
+        assert await STORE.append_if_written(conn, first, writes=GUARD, params={"gid": "a"})
+        assert not await STORE.append_if_written(conn, again, writes=GUARD, params={"gid": "a"})
+        taken = lives([first[0].subject])[:1]  # version 1 of a stream that has it: a conflict
+        with pytest.raises(ConcurrencyConflict):
+            await STORE.append_if_written(conn, taken, writes=GUARD, params={"gid": "b"})
+    async with engine.connect() as conn:
+        rows = set((await conn.execute(text("SELECT id FROM guard_rows"))).scalars())
+        events = await STORE.read_all(conn, START, 10)
+    assert rows == {"a"}  # the conflicting statement kept none of its own writes either
+    assert [e.id for _, e in events] == [first[0].id]
