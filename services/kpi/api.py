@@ -229,6 +229,15 @@ async def summary(
         return framed(community, w, await summary_kpi(conn, community, w, sla_hours))
 
 
+def following_today(w: Window, fixed_from: bool) -> Window:
+    """The window moved to end today in its zone (the default 30 days slide along with it)."""
+    last = utc_now().astimezone(w.zone).date()
+    try:
+        return Window(w.first if fixed_from else days_ending(last, 30), last, w.granularity, w.tz)
+    except BadWindow:  # a fixed `from` that would now span too long keeps the asked-for window
+        return w
+
+
 @router.get("/stream")
 async def stream(
     community_id: CommunityPath, request: Request, community: Community, w: Span,
@@ -236,9 +245,13 @@ async def stream(
 ) -> StreamingResponse:
     """Server-Sent Events: the summary now, and again within a second of every change."""
 
+    fixed_to, fixed_from = "to" in request.query_params, "from" in request.query_params
+
     async def query() -> dict[str, Any]:
+        # A stream without `to` follows the clock: after midnight its window ends today.
+        now = w if fixed_to else following_today(w, fixed_from)
         async with request.app.state.engine.connect() as conn:
-            return frame(community, w, await summary_kpi(conn, community, w, sla_hours))
+            return frame(community, now, await summary_kpi(conn, community, now, sla_hours))
 
     return StreamingResponse(
         kpi_events(request.app.state.notifier, community, query),

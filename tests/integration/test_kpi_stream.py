@@ -150,8 +150,6 @@ async def test_a_fact_is_pushed_to_its_own_communitys_stream_only(settings: Sett
         await engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="services/kpi/api.py computes a stream's default window"
-                   " once, when the stream opens: after midnight its facts fall outside it")
 @pytest.mark.usefixtures("no_fallback")
 async def test_a_stream_on_the_default_window_moves_on_at_midnight(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
