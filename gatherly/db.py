@@ -17,7 +17,11 @@ def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: asyncpg's ping is BEGIN, a query and ROLLBACK, three round trips on every
+        # checkout (most of a join's database time). A connection a Postgres restart killed
+        # fails its request with 503 instead (problems.py), and that failure invalidates the
+        # pool, so the next request gets a fresh connection.
+        pool_pre_ping=False,
         pool_recycle=600,
         connect_args={
             "server_settings": {"search_path": f"{schema},public"},
