@@ -106,7 +106,8 @@ async def test_the_kpis_count_a_known_history_exactly(
     reactions = got["reactions"]
     assert (reactions["added"], reactions["removed"]) == (3, 1)
     assert reactions["speed"]["first_reaction_seconds"]["median"] == 600
-    assert reactions["speed"]["all_reactions_seconds"]["median"] == 1800
+    # Within 2 % by design: the median over every reaction is read from 1 % delay bins.
+    assert reactions["speed"]["all_reactions_seconds"]["median"] == pytest.approx(1800, rel=0.02)
     events = got["events"]
     assert (events["registered"], events["attended"], events["walk_ins"]) == (3, 2, 1)
     assert (events["no_shows"], events["new"], events["repeat"]) == (2, 2, 0)

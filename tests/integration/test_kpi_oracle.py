@@ -241,7 +241,9 @@ async def test_every_kpi_equals_the_plain_python_oracle(
         speed = reactions["speed"]
         assert (speed["first_reaction_seconds"]["median"],
                 speed["first_reaction_seconds"]["p90"]) == pytest.approx(expected["first"])
-        assert speed["all_reactions_seconds"]["median"] == pytest.approx(expected["all"])
+        # Within 2 % by design (queries/speed.py: 1 % delay bins); every other number is exact.
+        assert speed["all_reactions_seconds"]["median"] == pytest.approx(expected["all"],
+                                                                         rel=0.02)
         feedback, expected = await get("feedback"), oracle.feedback()
         assert {k: feedback[k] for k in ("submitted", "answered", "resolved")} == {
             k: expected[k] for k in ("submitted", "answered", "resolved")}

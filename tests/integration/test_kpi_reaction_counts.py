@@ -74,7 +74,8 @@ async def test_a_platforms_latest_reaction_counts_add_to_the_reactions(
     # A count has no moment of reacting: the speed is the members' reactions' alone.
     speed = reactions["speed"]
     assert speed["first_reaction_seconds"]["median"] == 600
-    assert speed["all_reactions_seconds"]["median"] == 1200
+    # Within 2 % by design: the median over every reaction is read from 1 % delay bins.
+    assert speed["all_reactions_seconds"]["median"] == pytest.approx(1200, rel=0.02)
     channels = {c["channel"]: c for c in (await kpis(client, "channels"))["channels"]}
     assert (channels["telegram"]["reactions"], channels["vk"]["reactions"]) == (10, 2)
     summary = await kpis(client, "summary")

@@ -33,6 +33,15 @@ EXPECTED = {
                      " count(DISTINCT member_id) FROM activity,"
                      " unnest(ARRAY['day', 'week', 'month']) p"
                      " WHERE community_id = :c GROUP BY 1, 2",
+    # Added reactions by (publication day or month, 1 % geometric delay bin, signed).
+    "reaction_delays": "SELECT p, CAST(date_trunc(p, c.published_at AT TIME ZONE :tz) AS date),"
+                       " CAST(sign(d) * CASE WHEN d = 0 THEN 0"
+                       " ELSE floor(log(1.01, CAST(abs(d) AS numeric))) + 10000 END AS int),"
+                       " count(*) FROM (SELECT c.published_at,"
+                       " extract(epoch FROM r.at - c.published_at) AS d FROM content c"
+                       " JOIN reaction_facts r USING (community_id, content_id)"
+                       " WHERE c.community_id = :c AND r.added) c,"
+                       " unnest(ARRAY['day', 'month']) p GROUP BY 1, 2, 3",
 }
 STORED = {
     "member_days": "SELECT day, channel, kind, n",
@@ -40,7 +49,12 @@ STORED = {
     "content_view_days": "SELECT day, content_id, n",
     "reaction_days": "SELECT day, channel, kind, added, n",
     "active_counts": "SELECT period, start, n",
+    "reaction_delays": "SELECT period, start, bin, n",
 }
+FIRST_REACTIONS = (
+    "SELECT content_id, min(at) FROM reaction_facts WHERE community_id = :c AND added GROUP BY 1",
+    "SELECT content_id, first_at FROM content_first_reactions WHERE community_id = :c",
+)
 
 
 async def rows(engine: AsyncEngine, sql: str, tz: str) -> set[tuple[Any, ...]]:
@@ -68,9 +82,12 @@ async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Sett
         await projecting
         await ensure_zone(engine, COMMUNITY, ZONES[-1])  # after every fact
         async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM member_days")) > 0
+            for table in ("member_days", "reaction_delays"):
+                assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) > 0, table
         for tz in ZONES:
             await assert_rollups_match_the_facts(engine, tz)
+        expected, stored = [await rows(engine, sql, "UTC") for sql in FIRST_REACTIONS]
+        assert stored == expected and stored
     finally:
         await engine.dispose()
 

@@ -77,6 +77,7 @@ async def _write_content(
         [("community_id", "text"), ("content_id", "text"), ("channel", "text"),
          ("kind", "text"), ("published_at", "timestamptz")],
         content,
+        then=deltas("content"),
     )
     await insert_rows(
         conn, "views",

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kpi.facts import speed
+
 log = logging.getLogger(__name__)
 
 PERIODS = ("day", "week", "month")
@@ -77,7 +79,8 @@ ROLLUPS = (
     Rollup("content_view_days", "views", ("content_id",), "sum(s.count)"),
     Rollup("reaction_days", "reaction_facts", ("channel", "kind", "added"), "count(*)"),
 )
-TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts")
+TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "reaction_delays",
+          "content_first_reactions")
 
 
 def _seen(source: str, zone_filter: str) -> str:
@@ -119,7 +122,7 @@ def deltas(fact_table: str) -> list[str]:
             for i, r in enumerate(ROLLUPS) if r.source == fact_table]
     if fact_table == "activity":
         ctes.append(_seen("ins", "TRUE"))
-    return ctes
+    return ctes + speed.deltas(fact_table)
 
 
 async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
@@ -141,7 +144,8 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     zone = "z.community_id = :c AND z.tz = :tz AND s.community_id = :c"
     params = {"c": community, "tz": tz, "periods": list(PERIODS)}
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
-    statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL)]
+    statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL),
+                   ("reaction_delays", speed.backfill_sql())]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
         started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Content views (events and imported counters) and reactions (members' own facts and platforms'
 anonymous counts): counts per period, channel and kind, reaction speed, reactions per view.
 
-Quantiles are exact: `percentile_cont` over the stored durations (see docs/kpi.md)."""
+Reaction speed: queries/speed.py (time to first reaction exact, to every reaction within 0.5 %)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kpi.queries.speed import speed_kpi
 from services.kpi.queries.window import Window, bucket, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
@@ -50,7 +51,7 @@ async def views_kpi(
     for r in rows:
         per_period[r.b.isoformat()] += int(r.n)
         per_channel[r.channel] += int(r.n)
-    top = await conn.execute(
+    top = [] if limit == 0 else await conn.execute(
         text(
             f"SELECT content_id, sum(n) AS n FROM ({CONTENT_VIEWS}) v GROUP BY 1"
             " ORDER BY 2 DESC, 1 LIMIT :limit"
@@ -87,7 +88,7 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
         "periods": _periods(w, rows, snapshots),
         "channels": _split(rows, snapshots, "channel"),
         "kinds": _split(rows, snapshots, "kind"),
-        "speed": await _speed(conn, params),
+        "speed": await speed_kpi(conn, community, w),
     }
 
 
@@ -110,37 +111,3 @@ def _split(rows: list[Any], snapshots: list[Any], attribute: str) -> dict[str, d
     for r in snapshots:
         split[getattr(r, attribute)]["counted"] += int(r.n)
     return dict(sorted(split.items()))
-
-
-async def _speed(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
-    """For content published in the window: seconds from publication to its first reaction
-    (median, p90) and to every reaction (median)."""
-    row = (await conn.execute(
-        text(
-            """
-            WITH published AS (
-                SELECT content_id, published_at FROM content
-                WHERE community_id = :c AND published_at >= :start AND published_at < :end
-            ), delays AS (
-                SELECT p.content_id, extract(epoch FROM r.at - p.published_at) AS s
-                FROM published p JOIN reaction_facts r
-                  ON r.community_id = :c AND r.content_id = p.content_id AND r.added
-            ), firsts AS (SELECT min(s) AS s FROM delays GROUP BY content_id)
-            SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM firsts) AS f50,
-                   (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FROM firsts) AS f90,
-                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM delays) AS a50,
-                   (SELECT count(*) FROM firsts) AS reacted,
-                   (SELECT count(*) FROM published) AS published
-            """
-        ),
-        params,
-    )).one()
-    return {
-        "content_published": int(row.published), "content_reacted": int(row.reacted),
-        "first_reaction_seconds": {"median": _f(row.f50), "p90": _f(row.f90)},
-        "all_reactions_seconds": {"median": _f(row.a50)},
-    }
-
-
-def _f(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -92,6 +92,14 @@ def advance(day: date, granularity: Granularity) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+def whole_months(first: date, last: date) -> tuple[date, date]:
+    """[m1, m2): the months `first`..`last` (inclusive) holds whole; m1 == m2 when none. A
+    distinct count or a quantile reads these from monthly rows and the rest from daily ones."""
+    m1 = first if first.day == 1 else advance(truncate(first, "month"), "month")
+    m2 = truncate(last + timedelta(days=1), "month")
+    return (m1, m2) if m1 < m2 else (last, last)
+
+
 def bucket(column: str) -> str:
     return BUCKET_SQL.format(column=column)
 

@@ -1,0 +1,81 @@
+"""Reaction speed for content published in the window (facts/speed.py keeps what it reads).
+
+- Time to first reaction (median, p90): exact, `percentile_cont` over each published content
+  item's first reaction (one row per content item).
+- Time to every reaction (median): within 0.5 % (the issue allows 2 %), from the 1 % geometric
+  delay bins. The exact median needs every delay sorted (2M at 1M members, seconds); the bins
+  give each delay's rank exactly and its value within half a bin, and `percentile_cont`'s
+  interpolation between two values each within 0.5 % stays within 0.5 % (same sign)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kpi.facts.speed import BIN_BASE, BIN_OFFSET
+from services.kpi.queries.window import Window, whole_months
+
+FIRSTS = """
+    SELECT count(*) AS published, count(f.first_at) AS reacted,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.first_at
+               - c.published_at)) FILTER (WHERE f.first_at IS NOT NULL) AS f50,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM f.first_at
+               - c.published_at)) FILTER (WHERE f.first_at IS NOT NULL) AS f90
+    FROM content c LEFT JOIN content_first_reactions f
+      ON f.community_id = c.community_id AND f.content_id = c.content_id
+    WHERE c.community_id = :c AND c.published_at >= :start AND c.published_at < :end
+"""
+DELAY_BINS = """
+    SELECT bin, sum(n) AS n FROM reaction_delays WHERE community_id = :c AND tz = :tz AND (
+        (period = 'month' AND start >= :m1 AND start < :m2)
+        OR (period = 'day' AND start >= :first AND start <= :last
+            AND NOT (start >= :m1 AND start < :m2)))
+    GROUP BY bin ORDER BY bin
+"""
+
+
+async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    params = {"c": community, **w.params()}
+    row = (await conn.execute(text(FIRSTS), params)).one()
+    m1, m2 = whole_months(w.first, w.last)
+    bins = [(int(r.bin), int(r.n)) for r in
+            await conn.execute(text(DELAY_BINS), {**params, "m1": m1, "m2": m2})]
+    return {
+        "content_published": int(row.published), "content_reacted": int(row.reacted),
+        "first_reaction_seconds": {"median": _f(row.f50), "p90": _f(row.f90)},
+        "all_reactions_seconds": {"median": quantile(bins, 0.5)},
+    }
+
+
+def representative(bin_: int) -> float:
+    """The geometric middle of a bin: within 0.5 % of every delay in it."""
+    if bin_ == 0:
+        return 0.0
+    return math.copysign(BIN_BASE ** (abs(bin_) - BIN_OFFSET + 0.5), bin_)
+
+
+def quantile(bins: list[tuple[int, int]], p: float) -> float | None:
+    """`percentile_cont(p)` over the values the (bin, count) pairs stand for, in bin order."""
+    total = sum(n for _, n in bins)
+    if not total:
+        return None
+    rank = p * (total - 1)
+    low = math.floor(rank)
+    value_low, value_high = _at(bins, low), _at(bins, min(low + 1, total - 1))
+    return value_low + (rank - low) * (value_high - value_low)
+
+
+def _at(bins: list[tuple[int, int]], rank: int) -> float:
+    seen = 0
+    for bin_, n in bins:
+        seen += n
+        if rank < seen:
+            return representative(bin_)
+    raise IndexError(rank)
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
