@@ -40,6 +40,11 @@ def delays_sql(reactions: str, content: str, zone_filter: str) -> str:
     )
 
 
+# Every community's first reactions from what is stored (a migration, a bulk load).
+FIRSTS_FROM_FACTS = (
+    "INSERT INTO content_first_reactions SELECT community_id, content_id, min(at)"
+    " FROM reaction_facts WHERE added GROUP BY 1, 2"
+)
 FIRSTS = (
     "INSERT INTO content_first_reactions AS t (community_id, content_id, first_at)"
     " SELECT community_id, content_id, min(at) FROM ins WHERE added GROUP BY 1, 2"

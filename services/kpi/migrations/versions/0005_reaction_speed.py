@@ -6,7 +6,7 @@ Revision ID: kpi0005
 
 from alembic import op
 
-from services.kpi.facts.speed import delays_sql
+from services.kpi.facts.speed import FIRSTS_FROM_FACTS, delays_sql
 
 revision = "kpi0005"
 down_revision = "kpi0004"
@@ -25,10 +25,7 @@ def upgrade() -> None:
         " period text NOT NULL, start date NOT NULL, bin integer NOT NULL, n bigint NOT NULL,"
         " PRIMARY KEY (community_id, tz, period, start, bin))"
     )
-    op.execute(
-        "INSERT INTO content_first_reactions SELECT community_id, content_id, min(at)"
-        " FROM reaction_facts WHERE added GROUP BY 1, 2"
-    )
+    op.execute(FIRSTS_FROM_FACTS)
     op.execute(delays_sql("reaction_facts", "content", "TRUE"))
 
 
