@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts import speed
+from services.kpi.facts import active, speed
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,13 @@ ROLLUPS = (
     Rollup("content_view_days", "views", ("content_id",), "sum(s.count)"),
     Rollup("reaction_days", "reaction_facts", ("channel", "kind", "added"), "count(*)"),
 )
-TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "reaction_delays",
-          "content_first_reactions")
+TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
+          "reaction_delays", "content_first_reactions")
 
 
 def _seen(source: str, zone_filter: str) -> str:
-    """CTEs: each (zone, period, member) a source row makes active, new ones only, and their
-    count added to `active_counts`."""
+    """CTEs: each (zone, period, member) a source row makes active, new ones only, their count
+    added to `active_counts` and their days to `active_gaps` (facts/active.py)."""
     return (
         "seen AS (INSERT INTO active_seen (community_id, tz, period, start, member_id)"
         " SELECT DISTINCT s.community_id, z.tz, p.period,"
@@ -93,10 +93,11 @@ def _seen(source: str, zone_filter: str) -> str:
         f" FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id"
         " CROSS JOIN unnest(CAST(:periods AS text[])) AS p(period)"
         f" WHERE {zone_filter} ON CONFLICT DO NOTHING"
-        " RETURNING community_id, tz, period, start),"
+        " RETURNING community_id, tz, period, start, member_id),"
         " counted AS (INSERT INTO active_counts AS a (community_id, tz, period, start, n)"
         " SELECT community_id, tz, period, start, count(*) FROM seen GROUP BY 1, 2, 3, 4"
-        " ON CONFLICT (community_id, tz, period, start) DO UPDATE SET n = a.n + excluded.n)"
+        " ON CONFLICT (community_id, tz, period, start) DO UPDATE SET n = a.n + excluded.n), "
+        + ", ".join(active.DELTA_CTES)
     )
 
 
@@ -145,7 +146,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     params = {"c": community, "tz": tz, "periods": list(PERIODS)}
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
     statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL),
-                   ("reaction_delays", speed.backfill_sql())]
+                   ("active_gaps", active.BACKFILL), ("reaction_delays", speed.backfill_sql())]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
         started = time.perf_counter()

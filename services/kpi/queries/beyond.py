@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.window import Window, advance, ratio, truncate
+from services.kpi.queries.window import Window, advance, ratio, truncate, whole_months
 
 ROLES = (
     "mentor", "partner", "storyteller", "historian", "hero", "celebrity", "provider", "greeter",
@@ -26,7 +26,7 @@ TASKS = (
 async def active_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """Distinct members who did anything (see docs/kpi.md for which facts) per period: a period
     the window holds whole is read from `active_counts`; one it cuts, and the window's own
-    total, count the distinct members of `active_seen` over whole months and single days."""
+    total, from `active_gaps` (facts/active.py)."""
     params = {"c": community, "tz": w.tz, "g": w.granularity,
               "first": truncate(w.first, w.granularity), "last": w.last}
     per = {r.start: int(r.n) for r in await conn.execute(
@@ -47,18 +47,15 @@ async def active_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
 
 async def _distinct(conn: AsyncConnection, community: str, tz: str, first: date,
                     last: date) -> int:
-    """Distinct members active from `first` to `last` (inclusive): the months they span whole
-    from the monthly rows, the rest from the daily ones."""
-    months = [m for m in Window(first, last, "month", tz).buckets()
-              if m >= first and advance(m, "month") <= last + ONE_DAY]
-    inner = (months[0], advance(months[-1], "month")) if months else (last, last)
+    """Distinct members active from `first` to `last` (inclusive): those with an active day in
+    it whose previous active day is before it; whole months from the monthly rows."""
+    m1, m2 = whole_months(first, last)
     found = await conn.scalar(
-        text("SELECT count(DISTINCT member_id) FROM active_seen"
-             " WHERE community_id = :c AND tz = :tz AND ("
-             " (period = 'month' AND start >= :m1 AND start < :m2) OR (period = 'day'"
-             " AND start >= :first AND start <= :last AND NOT (start >= :m1 AND start < :m2)))"),
-        {"c": community, "tz": tz, "first": first, "last": last,
-         "m1": inner[0], "m2": inner[1]},
+        text("SELECT sum(n) FROM active_gaps WHERE community_id = :c AND tz = :tz"
+             " AND previous < :first AND ((period = 'month' AND start >= :m1 AND start < :m2)"
+             " OR (period = 'day' AND start >= :first AND start <= :last"
+             " AND NOT (start >= :m1 AND start < :m2)))"),
+        {"c": community, "tz": tz, "first": first, "last": last, "m1": m1, "m2": m2},
     )
     return int(found or 0)
 
