@@ -30,6 +30,7 @@ from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.migrate import migrate
 from gatherly.settings import Settings
 from services.kpi.app import create_app
+from services.kpi.facts.events import FIRST_ATTENDANCES_FROM_FACTS
 from services.kpi.facts.rollups import backfill
 from services.kpi.facts.speed import FIRSTS_FROM_FACTS
 from tests.conftest import free_port
@@ -101,6 +102,7 @@ def load_statements(members: int, facts: int) -> list[str]:
             UNION ALL SELECT member_id, checked_in_at FROM attendances) f""",
         # What the projection keeps beside the facts, zone-free (the zone's rollups: backfill).
         FIRSTS_FROM_FACTS,
+        FIRST_ATTENDANCES_FROM_FACTS,
     ]
 
 
@@ -180,26 +182,28 @@ async def _series(client: httpx.AsyncClient, path: str, requests: int) -> list[f
     return await timed(client, path, n)
 
 
-async def run(root: Path, scale: float, requests: int, endpoints: tuple[str, ...]) -> None:
+async def run(root: Path, scale: float, requests: int, endpoints: tuple[str, ...],
+              built: Path | None = None) -> None:
+    """`built`: the marker of a community already built at this scale in `root` (reused when it
+    exists, written once one is built)."""
+    reuse = built is not None and await asyncio.to_thread(built.exists)
     pg = EmbeddedPostgres(root / "pg", free_port(), root / "pg.log")
-    built = root / f"built-{scale}"
     pg.start()
     try:
-        if not built.exists():
-            for stale in root.glob("built-*"):
-                stale.unlink()
+        if not reuse:
             conn = await asyncpg.connect(pg.url("postgres"))
             await conn.execute("DROP DATABASE IF EXISTS bench")
             await conn.execute("CREATE DATABASE bench")
             await conn.close()
         settings = Settings(database_url=pg.url("bench"))
         await asyncio.to_thread(migrate, settings.database, "kpi", "services.kpi.migrations")
-        if built.exists():
+        if reuse:
             print(f"reusing the community built at scale {scale} in {root}", flush=True)
         else:
             await build(pg.url("bench"), scale)
             await backfilled(settings)
-            built.touch()
+            if built is not None:
+                await asyncio.to_thread(built.touch)
         await measure(settings, requests, endpoints)
     finally:
         pg.stop()
@@ -216,8 +220,13 @@ def main() -> None:
     args = parser.parse_args()
     endpoints = tuple(args.only.split(",")) if args.only else ENDPOINTS
     if args.data:
-        args.data.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(args.data.resolve(), args.scale, args.requests, endpoints))
+        root = args.data.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        built = root / f"built-{args.scale}"
+        for stale in root.glob("built-*"):
+            if stale != built:
+                stale.unlink()
+        asyncio.run(run(root, args.scale, args.requests, endpoints, built))
         return
     with tempfile.TemporaryDirectory() as root:
         asyncio.run(run(Path(root), args.scale, args.requests, endpoints))

@@ -19,6 +19,22 @@ SCHEDULE = {
     "gatherly.event.finished": ("finished_at",),
 }
 EVENT_COLUMNS = ("channel", "starts_at", "ends_at", "cancelled_at", "finished_at")
+# Each member's first attendance (earliest check-in, ties by event id) from the attendances the
+# batch actually inserted; the smaller one wins, so the order facts arrive in never matters.
+FIRST_ATTENDANCES = (
+    "fa AS (INSERT INTO first_attendances AS t (community_id, member_id, checked_in_at, event_id)"
+    " SELECT DISTINCT ON (community_id, member_id) community_id, member_id, checked_in_at,"
+    " event_id FROM ins ORDER BY community_id, member_id, checked_in_at, event_id"
+    " ON CONFLICT (community_id, member_id) DO UPDATE SET"
+    " checked_in_at = excluded.checked_in_at, event_id = excluded.event_id"
+    " WHERE (excluded.checked_in_at, excluded.event_id) < (t.checked_in_at, t.event_id))"
+)
+# Every community's first attendances from what is stored (a migration, a bulk load).
+FIRST_ATTENDANCES_FROM_FACTS = (
+    "INSERT INTO first_attendances SELECT DISTINCT ON (community_id, member_id) community_id,"
+    " member_id, checked_in_at, event_id FROM attendances"
+    " ORDER BY community_id, member_id, checked_in_at, event_id"
+)
 Key = tuple[str, str]
 
 
@@ -98,6 +114,7 @@ async def _write(
         [("community_id", "text"), ("event_id", "text"), ("member_id", "text"),
          ("channel", "text"), ("checked_in_at", "timestamptz"), ("walk_in", "bool")],
         [(*key, *value) for key, value in attendances.items()],
+        then=[FIRST_ATTENDANCES],
     )
     await insert_rows(
         conn, "followups",

@@ -24,7 +24,7 @@ from services.kpi.facts.rollups import deltas
 # Every table that keeps a member id.
 MEMBER_TABLES = (
     "member_changes", "members", "member_roles", "activity", "registrations", "attendances",
-    "active_seen",
+    "active_seen", "first_attendances",
 )
 
 

@@ -12,23 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, bucket, ratio
 
-FIRSTS = """
-    firsts AS (
-        SELECT DISTINCT ON (member_id) member_id, event_id FROM attendances
-        WHERE community_id = :c ORDER BY member_id, checked_in_at, event_id
-    )
-"""
 ACTIVE = "registered_at IS NOT NULL AND cancelled_at IS NULL"
 ABSENT = """NOT EXISTS (SELECT 1 FROM attendances a WHERE a.community_id = r.community_id
             AND a.event_id = r.event_id AND a.member_id = r.member_id)"""
 
+# New participants: each member's first attendance is kept in `first_attendances` (the
+# projection keeps the earliest check-in, ties by event id), one row per participating member.
 PER_EVENT = f"""
-WITH {FIRSTS},
-att AS (
-    SELECT a.event_id, count(*) AS attended, count(*) FILTER (WHERE a.walk_in) AS walk_ins,
-           count(f.member_id) AS new
-    FROM attendances a LEFT JOIN firsts f ON f.member_id = a.member_id AND f.event_id = a.event_id
-    WHERE a.community_id = :c AND a.event_id = ANY(:ids) GROUP BY 1
+WITH att AS (
+    SELECT a.event_id, count(*) AS attended, count(*) FILTER (WHERE a.walk_in) AS walk_ins
+    FROM attendances a WHERE a.community_id = :c AND a.event_id = ANY(:ids) GROUP BY 1
+), new AS (
+    SELECT event_id, count(*) AS new FROM first_attendances
+    WHERE community_id = :c AND event_id = ANY(:ids) GROUP BY 1
 ), reg AS (
     SELECT r.event_id, count(*) AS registered, count(*) FILTER (WHERE {ABSENT}) AS absent
     FROM registrations r WHERE r.community_id = :c AND r.event_id = ANY(:ids) AND {ACTIVE}
@@ -37,13 +33,14 @@ att AS (
 SELECT i.event_id, e.starts_at, e.finished_at, e.cancelled_at,
        coalesce(reg.registered, 0) AS registered, coalesce(reg.absent, 0) AS absent,
        coalesce(att.attended, 0) AS attended, coalesce(att.walk_ins, 0) AS walk_ins,
-       coalesce(att.new, 0) AS new,
+       coalesce(new.new, 0) AS new,
        (e.event_id IS NOT NULL OR reg.event_id IS NOT NULL OR att.event_id IS NOT NULL
         OR EXISTS (SELECT 1 FROM registrations x WHERE x.community_id = :c
                    AND x.event_id = i.event_id)) AS known
 FROM unnest(CAST(:ids AS text[])) AS i(event_id)
 LEFT JOIN community_events e ON e.community_id = :c AND e.event_id = i.event_id
 LEFT JOIN att ON att.event_id = i.event_id LEFT JOIN reg ON reg.event_id = i.event_id
+LEFT JOIN new ON new.event_id = i.event_id
 ORDER BY e.starts_at NULLS LAST, i.event_id
 """
 
@@ -88,23 +85,24 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
         f" WHERE r.community_id = :c AND {ACTIVE.replace('cancelled_at', 'r.cancelled_at')}"
         " AND e.finished_at IS NOT NULL AND e.starts_at >= :start AND e.starts_at < :end"
         f" AND {ABSENT} GROUP BY 1",
+        "new": f"SELECT {bucket('checked_in_at')} AS b, count(*) AS n FROM first_attendances"
+        " WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end"
+        " GROUP BY 1",
     }
     for key, sql in queries.items():
         for r in await conn.execute(text(sql), params):
             periods[r.b.isoformat()][key] = int(r.n)
     attended = await conn.execute(
         text(
-            f"WITH {FIRSTS} SELECT {bucket('a.checked_in_at')} AS b, count(*) AS n,"
-            " count(*) FILTER (WHERE a.walk_in) AS w, count(f.member_id) AS new"
-            " FROM attendances a LEFT JOIN firsts f"
-            " ON f.member_id = a.member_id AND f.event_id = a.event_id"
-            " WHERE a.community_id = :c AND a.checked_in_at >= :start AND a.checked_in_at < :end"
+            f"SELECT {bucket('checked_in_at')} AS b, count(*) AS n,"
+            " count(*) FILTER (WHERE walk_in) AS w FROM attendances"
+            " WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end"
             " GROUP BY 1"
         ),
         params,
     )
     for r in attended:
-        periods[r.b.isoformat()].update(attended=int(r.n), walk_ins=int(r.w), new=int(r.new))
+        periods[r.b.isoformat()].update(attended=int(r.n), walk_ins=int(r.w))
     series = [_with_repeat({"start": s.isoformat(), **periods[s.isoformat()]})
               for s in w.buckets()]
     totals = _with_repeat({k: sum(int(p[k]) for p in series)
