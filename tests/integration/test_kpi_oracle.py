@@ -257,12 +257,37 @@ async def test_every_kpi_equals_the_plain_python_oracle(
             oracle.events())
         active = await get("active")
         assert {p["start"]: p["active"] for p in active["periods"]} == oracle.active()
+        # The summary reads only totals; it says what the full answers say.
+        assert await get("summary") == await summary_of(get, events, feedback, active)
         # Berlin's rollups were kept by the projection, Kolkata's are backfilled when asked.
         berlin, kolkata = (beyond.Span(date(2025, 1, 1), date(2025, 12, 1), ZoneInfo(zone))
                            for zone in ("Europe/Berlin", "Asia/Kolkata"))
         mismatches = await periods.compare(get, facts, berlin)
         mismatches |= await periods.compare(get, facts, kolkata, tz="Asia/Kolkata")
         assert mismatches | await compare_beyond(get, facts) == {}
+
+
+async def summary_of(get: Getter, events: dict[str, Any], feedback: dict[str, Any],
+                     active: dict[str, Any]) -> dict[str, Any]:
+    members, views, reactions = await get("members"), await get("views"), await get("reactions")
+    channels = (await get("channels"))["channels"]
+    return {
+        "community_id": "oracle", "from": WINDOW["from"], "to": WINDOW["to"],
+        "granularity": WINDOW["granularity"], "tz": WINDOW["tz"],
+        "members": {k: members[k] for k in
+                    ("total", "joined", "rejoined", "left", "net", "growth_rate", "churn_rate")},
+        "views": views["total"],
+        "reactions": {"added": reactions["added"], "per_view": reactions["per_view"],
+                      "first_reaction_median_seconds":
+                          reactions["speed"]["first_reaction_seconds"]["median"]},
+        "events": {k: events[k] for k in ("registered", "attended", "no_shows", "new", "repeat")},
+        "feedback": {"submitted": feedback["submitted"],
+                     "first_answer_median_seconds": feedback["first_answer_seconds"]["median"],
+                     "answered_within_sla": feedback["answered_within_sla"],
+                     "open": feedback["backlog"]["open"]},
+        "active_members": active["active"],
+        "top_channel": channels[0]["channel"] if channels else None,
+    }
 
 
 async def compare_beyond(get: Getter, facts: list[Envelope]) -> dict[str, Any]:

@@ -45,6 +45,11 @@ async def active_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
     return {"active": total, "periods": periods}
 
 
+async def active_total(conn: AsyncConnection, community: str, w: Window) -> int:
+    """Distinct members active in the window (the summary's number)."""
+    return await _distinct(conn, community, w.tz, w.first, w.last)
+
+
 async def _distinct(conn: AsyncConnection, community: str, tz: str, first: date,
                     last: date) -> int:
     """Distinct members active from `first` to `last` (inclusive): those with an active day in

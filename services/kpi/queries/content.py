@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.speed import speed_kpi
+from services.kpi.queries.speed import first_reactions, speed_kpi
 from services.kpi.queries.window import Window, bucket, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
@@ -65,6 +65,32 @@ async def views_kpi(
         "channels": dict(sorted(per_channel.items())),
         "content": [{"content_id": r.content_id, "views": int(r.n)} for r in top],
     }
+
+
+async def views_total(conn: AsyncConnection, community: str, w: Window) -> int:
+    total = await conn.scalar(
+        text(f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
+             " SELECT total FROM view_counters WHERE community_id = :c AND as_of >= :start"
+             " AND as_of < :end) v"),
+        {"c": community, **w.params()},
+    )
+    return int(total or 0)
+
+
+async def reactions_totals(
+    conn: AsyncConnection, community: str, w: Window, views: int
+) -> dict[str, Any]:
+    """The summary's numbers alone: added, reactions per view, median time to first reaction."""
+    params = {"c": community, **w.params()}
+    added = await conn.scalar(
+        text(f"SELECT sum(n) FROM reaction_days WHERE {IN_WINDOW} AND added"), params)
+    counted = await conn.scalar(
+        text("SELECT sum(total) FROM reaction_counters WHERE community_id = :c"
+             " AND as_of >= :start AND as_of < :end"), params)
+    firsts = await first_reactions(conn, params)
+    return {"added": int(added or 0),
+            "per_view": ratio(int(added or 0) + int(counted or 0), views),
+            "first_reaction_median_seconds": firsts["median"]}
 
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:

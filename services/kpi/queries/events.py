@@ -115,6 +115,30 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
     return {**totals, "periods": series, "events": await event_stats(conn, community, ids)}
 
 
+TOTALS = f"""
+SELECT (SELECT count(*) FROM registrations WHERE community_id = :c AND {ACTIVE}
+        AND registered_at >= :start AND registered_at < :end) AS registered,
+       (SELECT count(*) FROM attendances WHERE community_id = :c
+        AND checked_in_at >= :start AND checked_in_at < :end) AS attended,
+       (SELECT count(*) FROM first_attendances WHERE community_id = :c
+        AND checked_in_at >= :start AND checked_in_at < :end) AS new,
+       (SELECT count(*) FROM registrations r JOIN community_events e
+          ON e.community_id = r.community_id AND e.event_id = r.event_id
+        WHERE r.community_id = :c AND r.registered_at IS NOT NULL AND r.cancelled_at IS NULL
+          AND e.finished_at IS NOT NULL AND e.starts_at >= :start AND e.starts_at < :end
+          AND {ABSENT}) AS no_shows
+"""
+
+
+async def events_totals(conn: AsyncConnection, community: str, w: Window) -> dict[str, int]:
+    """The window's headline numbers alone (the summary's), the same counts `events_kpi` sums
+    over its periods."""
+    row = (await conn.execute(text(TOTALS), {"c": community, **w.params()})).one()
+    return {"registered": int(row.registered), "attended": int(row.attended),
+            "no_shows": int(row.no_shows), "new": int(row.new),
+            "repeat": int(row.attended) - int(row.new)}
+
+
 def _with_repeat(counts: dict[str, Any]) -> dict[str, Any]:
     repeat = counts["attended"] - counts["new"]
     return {**counts, "repeat": repeat, "new_to_repeat": ratio(counts["new"], repeat),

@@ -68,5 +68,18 @@ async def feedback_kpi(
     }
 
 
+async def feedback_totals(
+    conn: AsyncConnection, community: str, w: Window, sla_hours: float
+) -> dict[str, Any]:
+    """The summary's numbers alone: submitted in the window, median time to first answer, the
+    share answered within the SLA, the open backlog at the window's end."""
+    row = (await conn.execute(
+        text(SUMMARY), {"c": community, **w.params(), "sla": timedelta(hours=sla_hours)}
+    )).one()
+    return {"submitted": int(row.asked), "first_answer_median_seconds": _f(row.w50),
+            "answered_within_sla": ratio(int(row.within_sla), int(row.asked)),
+            "open": int(row.backlog)}
+
+
 def _f(value: Any) -> float | None:
     return None if value is None else float(value)

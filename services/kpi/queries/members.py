@@ -49,6 +49,22 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
     }
 
 
+async def members_totals(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    """The window's headline numbers alone (the summary's): what `members_kpi` answers at the
+    top level, from one sum of the rollup before and within the window."""
+    sums, opening = dict.fromkeys(KINDS, 0), 0
+    for r in await conn.execute(
+        text("SELECT day < :first AS before, kind, sum(n) AS n FROM member_days"
+             " WHERE community_id = :c AND tz = :tz AND day <= :last GROUP BY 1, 2"),
+        {"c": community, **w.params()},
+    ):
+        if r.before:
+            opening += -int(r.n) if r.kind == "left" else int(r.n)
+        else:
+            sums[r.kind] = int(r.n)
+    return _totals(sums, opening)
+
+
 def _totals(sums: dict[str, int], opening: int) -> dict[str, Any]:
     """What `_series` answers for the whole window, without the periods (a channel's split)."""
     net = sums["joined"] + sums["rejoined"] - sums["left"]

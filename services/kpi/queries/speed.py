@@ -39,15 +39,23 @@ DELAY_BINS = """
 
 async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     params = {"c": community, **w.params()}
-    row = (await conn.execute(text(FIRSTS), params)).one()
+    firsts = await first_reactions(conn, params)
     m1, m2 = whole_months(w.first, w.last)
     bins = [(int(r.bin), int(r.n)) for r in
             await conn.execute(text(DELAY_BINS), {**params, "m1": m1, "m2": m2})]
     return {
-        "content_published": int(row.published), "content_reacted": int(row.reacted),
-        "first_reaction_seconds": {"median": _f(row.f50), "p90": _f(row.f90)},
+        "content_published": firsts["published"], "content_reacted": firsts["reacted"],
+        "first_reaction_seconds": {"median": firsts["median"], "p90": firsts["p90"]},
         "all_reactions_seconds": {"median": quantile(bins, 0.5)},
     }
+
+
+async def first_reactions(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """Content published in the window (`params`: the window's), how many got a reaction, and
+    the exact median and p90 of the time to their first one."""
+    row = (await conn.execute(text(FIRSTS), params)).one()
+    return {"published": int(row.published), "reacted": int(row.reacted),
+            "median": _f(row.f50), "p90": _f(row.f90)}
 
 
 def representative(bin_: int) -> float:
