@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.kpi_query",
     "bench.kpi_rebuild",
     "bench.gateway_throughput",
+    "bench.edge_auth_metrics",
     "bench.webhooks_delivery",
 ]
 

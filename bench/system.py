@@ -16,7 +16,8 @@ from gatherly.registry import APPS
 
 ADMIN_KEY = "gk_admin_system_tests"
 PORT_SETTINGS = (
-    "GATEWAY_PORT", "POSTGRES_PORT", "NATS_PORT", "TRAEFIK_ADMIN_PORT",
+    "GATEWAY_PORT", "POSTGRES_PORT", "NATS_PORT", "NATS_MONITOR_PORT", "NATS_METRICS_PORT",
+    "TRAEFIK_ADMIN_PORT",
     *(f"{app.upper()}_PORT" for app in APPS),
 )
 

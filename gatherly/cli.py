@@ -137,6 +137,15 @@ async def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
         await task
 
 
+def cmd_nats_metrics(settings: Settings, args: argparse.Namespace) -> int:
+    from gatherly.nats_metrics import main
+
+    monitor = args.monitor_url or f"http://127.0.0.1:{settings.nats_monitor_port}"
+    main(["--monitor-url", monitor, "--host", settings.host,
+          "--port", str(settings.nats_metrics_port)])
+    return 0
+
+
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from gatherly.replay import replay
 
@@ -174,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("worker", choices=sorted(WORKERS))
     replay = commands.add_parser("replay", help="drop a projection and rebuild it from the log")
     replay.add_argument("projection", choices=sorted(PROJECTIONS))
+    exporter = commands.add_parser(
+        "nats-metrics", help="serve a NATS server's monitoring data as Prometheus metrics"
+    )
+    exporter.add_argument("--monitor-url", help="default: the embedded server's monitoring port")
     members_import = commands.add_parser(
         "import-members", help="import members from a CSV or NDJSON file, with progress"
     )
@@ -192,6 +205,7 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "replay": cmd_replay,
     "work": cmd_work,
     "import-members": cmd_import_members,
+    "nats-metrics": cmd_nats_metrics,
 }
 
 

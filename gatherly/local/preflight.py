@@ -32,9 +32,11 @@ def check_ports(settings: Settings, names: Iterable[str]) -> None:
     for name in names:
         if name == "postgres" and not settings.uses_embedded_postgres:
             continue
-        if name == "nats" and not settings.uses_embedded_nats:
+        if name.startswith("nats") and not settings.uses_embedded_nats:
             continue
         port = getattr(settings, f"{name}_port")
+        if not port:  # turned off
+            continue
         if port_open(host, port):
             raise RuntimeError(
                 f"port {port} is taken; set GATHERLY_{name.upper()}_PORT to a free port"

@@ -37,7 +37,7 @@ WORKERS = {
     **{f"project-{name}": ["project", name] for name in PROJECTIONS},
     **{f"work-{name}": ["work", name] for name in OTHER_WORKERS},
 }
-PORTS = ("postgres", "nats", "gateway", "traefik_admin", *HTTP_APPS)
+PORTS = ("postgres", "nats", "nats_monitor", "nats_metrics", "gateway", "traefik_admin", *HTTP_APPS)
 
 
 class Component(Protocol):
@@ -127,6 +127,7 @@ class Supervisor:
                 settings.nats_port,
                 self.log_dir / "nats.log",
                 settings.nats_sync_always,
+                monitor_port=settings.nats_monitor_port,
             )
             self._add("nats", nats, 3, nats.start)
             env["GATHERLY_NATS_URL"] = nats.url
@@ -140,7 +141,10 @@ class Supervisor:
             child = Child(name, ["serve", name], env, self.log_dir, f"http://{host}:{port}/healthz")
             children.append(child)
             self._add(name, child, 1, child.spawn)
-        for name, args in WORKERS.items():
+        workers = dict(WORKERS)
+        if settings.uses_embedded_nats and settings.nats_monitor_port * settings.nats_metrics_port:
+            workers["nats-metrics"] = ["nats-metrics"]  # the embedded NATS's exporter
+        for name, args in workers.items():
             child = Child(name, args, env, self.log_dir)
             children.append(child)
             self._add(name, child, 2, child.spawn)

@@ -19,7 +19,8 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = ["postgres", "nats", "gateway", "members", "kpi", "edge", "traefik_admin"]
+PORTS = ["postgres", "nats", "nats_monitor", "nats_metrics", "gateway", "members", "kpi", "edge",
+         "traefik_admin"]
 
 
 def free_port() -> int:
@@ -132,11 +133,14 @@ def test_gatherly_up_serves_through_the_gateway_heals_and_stops_cleanly(tmp_path
             admin = f"http://127.0.0.1:{ports['traefik_admin']}"
             assert client.get(f"{admin}/ping").status_code == 200
             assert "traefik_" in client.get(f"{admin}/metrics").text
+            # The embedded NATS's monitoring, read by its exporter for Prometheus.
+            exporter = f"http://127.0.0.1:{ports['nats_metrics']}/metrics"
+            assert "gatherly_nats_up 1.0" in client.get(exporter).text
 
             # The supervisor brings back what dies, and rewrites the pid file.
             before = pid_files(run_dir)
             assert set(before) >= {"gatherly", "postgres", "nats", "traefik", "members", "kpi"}
-            assert set(before) >= {"edge", "relay-members", "project-kpi"}
+            assert set(before) >= {"edge", "relay-members", "project-kpi", "nats-metrics"}
             for name in ("members", "postgres"):
                 os.kill(before[name], signal.SIGKILL)
             for name in ("members", "postgres"):
