@@ -103,11 +103,13 @@ async def insert_rows(
     rows: Iterable[Sequence[Any]],
     conflict: str = "ON CONFLICT DO NOTHING",
     then: Sequence[str] = (),
+    keys: Sequence[str] = (),
 ) -> None:
     """One INSERT ... SELECT FROM unnest(...) for the whole batch. An `ON CONFLICT DO UPDATE`
     caller must pass each key at most once (fold first): Postgres refuses a row touched twice.
     `then`: CTEs run in the same statement over `ins`, the rows actually inserted (the rollups'
-    deltas; `:periods` is bound for them)."""
+    deltas; `:periods` is bound for them). With `keys` (an upsert's conflict columns), `old` holds
+    the batch's rows as they were before the statement (facts/changing.py)."""
     rows = list(rows)
     if not rows:
         return
@@ -116,6 +118,11 @@ async def insert_rows(
     params = {name: [row[i] for row in rows] for i, (name, _) in enumerate(columns)}
     insert = f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({arrays}) {conflict}"
     if then:
-        insert = f"WITH ins AS ({insert} RETURNING t.*), {', '.join(then)} SELECT 1"
+        before = ""
+        if keys:
+            listed = ", ".join(keys)
+            before = (f"old AS (SELECT t.* FROM {table} t WHERE ({listed}) IN"
+                      f" (SELECT {listed} FROM unnest({arrays}) AS k({names}))), ")
+        insert = f"WITH {before}ins AS ({insert} RETURNING t.*), {', '.join(then)} SELECT 1"
         params["periods"] = ["day", "week", "month"]
     await conn.execute(text(insert), params)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
+from services.kpi.facts import changing
 from services.kpi.facts.common import fact_time, insert_rows
 from services.kpi.facts.rollups import deltas
 
@@ -135,4 +136,5 @@ async def _write_feedback(
         " submitted_at = coalesce(excluded.submitted_at, t.submitted_at),"
         " answered_at = least(excluded.answered_at, t.answered_at),"
         " resolved_at = least(excluded.resolved_at, t.resolved_at)",
+        then=changing.DELTAS["feedback"], keys=changing.KEYS["feedback"],
     )

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
+from services.kpi.facts import changing
 from services.kpi.facts.common import Identities, fact_time, insert_rows
+from services.kpi.facts.rollups import deltas
 
 SCHEDULE = {
     "gatherly.event.scheduled": ("channel", "starts_at", "ends_at"),
@@ -108,13 +110,14 @@ async def _write(
         " channel = coalesce(excluded.channel, t.channel),"
         " registered_at = coalesce(excluded.registered_at, t.registered_at),"
         " cancelled_at = excluded.cancelled_at",
+        then=changing.DELTAS["registrations"], keys=changing.KEYS["registrations"],
     )
     await insert_rows(
         conn, "attendances",
         [("community_id", "text"), ("event_id", "text"), ("member_id", "text"),
          ("channel", "text"), ("checked_in_at", "timestamptz"), ("walk_in", "bool")],
         [(*key, *value) for key, value in attendances.items()],
-        then=[FIRST_ATTENDANCES],
+        then=[FIRST_ATTENDANCES, *deltas("attendances")],
     )
     await insert_rows(
         conn, "followups",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts import active, speed
+from services.kpi.facts import active, changing, speed
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,11 @@ ROLLUPS = (
     Rollup("view_days", "views", ("channel",), "sum(s.count)"),
     Rollup("content_view_days", "views", ("content_id",), "sum(s.count)"),
     Rollup("reaction_days", "reaction_facts", ("channel", "kind", "added"), "count(*)"),
+    Rollup("attendance_days", "attendances", ("channel", "walk_in"), "count(*)",
+           "checked_in_at"),
 )
 TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
-          "reaction_delays", "content_first_reactions")
+          "reaction_delays", "content_first_reactions", "registration_days", "feedback_days")
 
 
 def _seen(source: str, zone_filter: str) -> str:
@@ -146,7 +148,8 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     params = {"c": community, "tz": tz, "periods": list(PERIODS)}
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
     statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL),
-                   ("active_gaps", active.BACKFILL), ("reaction_delays", speed.backfill_sql())]
+                   ("active_gaps", active.BACKFILL), ("reaction_delays", speed.backfill_sql()),
+                   *changing.backfill(zone).items()]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
         started = time.perf_counter()

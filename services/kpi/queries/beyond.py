@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, advance, ratio, truncate, whole_months
+from services.kpi.queries.zones import months_and_days
 
 ROLES = (
     "mentor", "partner", "storyteller", "historian", "hero", "celebrity", "provider", "greeter",
@@ -45,6 +46,10 @@ async def active_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
     return {"active": total, "periods": periods}
 
 
+GAPS = months_and_days("n FROM active_gaps",
+                       "community_id = :c AND tz = :tz AND previous < :first")
+
+
 async def active_total(conn: AsyncConnection, community: str, w: Window) -> int:
     """Distinct members active in the window (the summary's number)."""
     return await _distinct(conn, community, w.tz, w.first, w.last)
@@ -56,10 +61,7 @@ async def _distinct(conn: AsyncConnection, community: str, tz: str, first: date,
     it whose previous active day is before it; whole months from the monthly rows."""
     m1, m2 = whole_months(first, last)
     found = await conn.scalar(
-        text("SELECT sum(n) FROM active_gaps WHERE community_id = :c AND tz = :tz"
-             " AND previous < :first AND ((period = 'month' AND start >= :m1 AND start < :m2)"
-             " OR (period = 'day' AND start >= :first AND start <= :last"
-             " AND NOT (start >= :m1 AND start < :m2)))"),
+        text(f"SELECT sum(n) FROM ({GAPS}) g"),
         {"c": community, "tz": tz, "first": first, "last": last, "m1": m1, "m2": m2},
     )
     return int(found or 0)

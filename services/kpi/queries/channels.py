@@ -29,15 +29,12 @@ UNION ALL
 SELECT 'reactions', channel, sum(total) FROM reaction_counters
  WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2
 UNION ALL
-SELECT 'registrations', channel, count(*) FROM registrations
- WHERE community_id = :c AND registered_at IS NOT NULL AND cancelled_at IS NULL
-   AND registered_at >= :start AND registered_at < :end GROUP BY 2
+SELECT 'registrations', channel, sum(n) FROM registration_days WHERE {IN_WINDOW} GROUP BY 2
 UNION ALL
-SELECT 'attendances', channel, count(*) FROM attendances
- WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end GROUP BY 2
+SELECT 'attendances', channel, sum(n) FROM attendance_days WHERE {IN_WINDOW} GROUP BY 2
 UNION ALL
-SELECT 'feedback', channel, count(*) FROM feedback
- WHERE community_id = :c AND submitted_at >= :start AND submitted_at < :end GROUP BY 2
+SELECT 'feedback', channel, sum(n) FROM feedback_days
+ WHERE {IN_WINDOW} AND kind = 'submitted' GROUP BY 2
 """
 
 

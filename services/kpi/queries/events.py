@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, bucket, ratio
+from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 ACTIVE = "registered_at IS NOT NULL AND cancelled_at IS NULL"
 ABSENT = """NOT EXISTS (SELECT 1 FROM attendances a WHERE a.community_id = r.community_id
@@ -77,9 +78,8 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
         lambda: dict.fromkeys(("registered", "attended", "walk_ins", "no_shows", "new"), 0)
     )
     queries = {
-        "registered": f"SELECT {bucket('registered_at')} AS b, count(*) AS n FROM registrations"
-        f" WHERE community_id = :c AND {ACTIVE} AND registered_at >= :start"
-        " AND registered_at < :end GROUP BY 1",
+        "registered": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM registration_days"
+        f" WHERE {IN_WINDOW} GROUP BY 1",
         "no_shows": f"SELECT {bucket('e.starts_at')} AS b, count(*) AS n FROM registrations r"
         " JOIN community_events e ON e.community_id = r.community_id AND e.event_id = r.event_id"
         f" WHERE r.community_id = :c AND {ACTIVE.replace('cancelled_at', 'r.cancelled_at')}"
@@ -94,10 +94,8 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
             periods[r.b.isoformat()][key] = int(r.n)
     attended = await conn.execute(
         text(
-            f"SELECT {bucket('checked_in_at')} AS b, count(*) AS n,"
-            " count(*) FILTER (WHERE walk_in) AS w FROM attendances"
-            " WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end"
-            " GROUP BY 1"
+            f"SELECT {DAY_BUCKET} AS b, sum(n) AS n, coalesce(sum(n) FILTER (WHERE walk_in), 0)"
+            f" AS w FROM attendance_days WHERE {IN_WINDOW} GROUP BY 1"
         ),
         params,
     )
@@ -116,10 +114,8 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
 
 
 TOTALS = f"""
-SELECT (SELECT count(*) FROM registrations WHERE community_id = :c AND {ACTIVE}
-        AND registered_at >= :start AND registered_at < :end) AS registered,
-       (SELECT count(*) FROM attendances WHERE community_id = :c
-        AND checked_in_at >= :start AND checked_in_at < :end) AS attended,
+SELECT (SELECT coalesce(sum(n), 0) FROM registration_days WHERE {IN_WINDOW}) AS registered,
+       (SELECT coalesce(sum(n), 0) FROM attendance_days WHERE {IN_WINDOW}) AS attended,
        (SELECT count(*) FROM first_attendances WHERE community_id = :c
         AND checked_in_at >= :start AND checked_in_at < :end) AS new,
        (SELECT count(*) FROM registrations r JOIN community_events e

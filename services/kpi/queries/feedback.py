@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.window import Window, bucket, ratio
+from services.kpi.queries.window import Window, ratio
+from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
 
@@ -42,17 +43,12 @@ async def feedback_kpi(
 ) -> dict[str, Any]:
     params = {"c": community, **w.params()}
     periods: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-    for name, column in COLUMNS.items():
-        rows = await conn.execute(
-            text(
-                f"SELECT {bucket(column)} AS b, count(*) AS n FROM feedback"
-                f" WHERE community_id = :c AND {column} >= :start AND {column} < :end"
-                " GROUP BY 1"
-            ),
-            params,
-        )
-        for r in rows:
-            periods[r.b.isoformat()][name] = int(r.n)
+    for r in await conn.execute(
+        text(f"SELECT {DAY_BUCKET} AS b, kind, sum(n) AS n FROM feedback_days"
+             f" WHERE {IN_WINDOW} GROUP BY 1, 2"),
+        params,
+    ):
+        periods[r.b.isoformat()][r.kind] = int(r.n)
     series = [{"start": s.isoformat(), **periods[s.isoformat()]} for s in w.buckets()]
     row = (await conn.execute(
         text(SUMMARY), {**params, "sla": timedelta(hours=sla_hours)}

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.facts.speed import BIN_BASE, BIN_OFFSET
 from services.kpi.queries.window import Window, whole_months
+from services.kpi.queries.zones import months_and_days
 
 FIRSTS = """
     SELECT count(*) AS published, count(f.first_at) AS reacted,
@@ -28,13 +29,11 @@ FIRSTS = """
       ON f.community_id = c.community_id AND f.content_id = c.content_id
     WHERE c.community_id = :c AND c.published_at >= :start AND c.published_at < :end
 """
-DELAY_BINS = """
-    SELECT bin, sum(n) AS n FROM reaction_delays WHERE community_id = :c AND tz = :tz AND (
-        (period = 'month' AND start >= :m1 AND start < :m2)
-        OR (period = 'day' AND start >= :first AND start <= :last
-            AND NOT (start >= :m1 AND start < :m2)))
-    GROUP BY bin ORDER BY bin
-"""
+DELAY_BINS = (
+    "SELECT bin, sum(n) AS n FROM ("
+    + months_and_days("bin, n FROM reaction_delays", "community_id = :c AND tz = :tz")
+    + ") d GROUP BY bin ORDER BY bin"
+)
 
 
 async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:

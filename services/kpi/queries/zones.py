@@ -17,6 +17,16 @@ DAY_BUCKET = "CAST(date_trunc(:g, CAST(day AS timestamp)) AS date)"
 IN_WINDOW = "community_id = :c AND tz = :tz AND day >= :first AND day <= :last"
 
 
+def months_and_days(select: str, where: str) -> str:
+    """Rows of a table kept per month and per day (`period`, `start`) that cover :first..:last
+    once: the whole months [:m1, :m2) (window.whole_months) and the days before and after them.
+    Three range scans of the (…, period, start) key, not one scan filtered row by row."""
+    ranges = ("period = 'month' AND start >= :m1 AND start < :m2",
+              "period = 'day' AND start >= :first AND start < :m1",
+              "period = 'day' AND start >= :m2 AND start <= :last")
+    return " UNION ALL ".join(f"SELECT {select} WHERE {where} AND {r}" for r in ranges)
+
+
 async def ensure_zone(engine: AsyncEngine, community: str, tz: str) -> None:
     """Checked on every question (one index lookup, no cache): a rebuild or a restore can never
     leave a stale "registered" behind."""

@@ -1,0 +1,63 @@
+"""Daily rollups of facts kept as one row that changes: a registration (registered, cancelled,
+registered again) and a feedback (submitted, answered, resolved, in any order).
+
+The statement that upserts a batch's rows also reads them as they were before it (`old`, the
+same snapshot) and adds, per zone and local day, what the rows count now minus what they counted
+before (`ins` RETURNING holds them as they are after). A row that did not change cancels out;
+so at any moment the rollup equals a `GROUP BY` over the rows, in whatever order the facts came.
+A community's batches are applied one after another (docs/adr/0005)."""
+
+from __future__ import annotations
+
+ZONES = "JOIN kpi_zones z ON z.community_id = s.community_id"
+
+
+def _signed(counted: str) -> str:
+    """The batch's rows after (+1) and before (-1) it, each as `counted` selects them."""
+    return (f"(SELECT *, 1 AS sign FROM ({counted.format(rows='ins')}) a UNION ALL"
+            f" SELECT *, -1 FROM ({counted.format(rows='old')}) b)")
+
+
+# Registrations not cancelled, by day of registration and channel.
+REGISTERED = ("SELECT community_id, registered_at AS at, channel FROM {rows}"
+              " WHERE registered_at IS NOT NULL AND cancelled_at IS NULL")
+# Feedback submitted, answered and resolved, each by its own day; the channel is the
+# submission's ('' while only an answer is known).
+FEEDBACK = " UNION ALL ".join(
+    f"SELECT community_id, {column} AS at, '{kind}' AS kind, coalesce(channel, '') AS channel"
+    f" FROM {{rows}} WHERE {column} IS NOT NULL"
+    for kind, column in (("submitted", "submitted_at"), ("answered", "answered_at"),
+                         ("resolved", "resolved_at"))
+)
+
+
+def _add(table: str, keys: str, source: str, value: str, zone_filter: str) -> str:
+    return (
+        f"INSERT INTO {table} AS r (community_id, tz, day, {keys}, n)"
+        f" SELECT s.community_id, z.tz, CAST(s.at AT TIME ZONE z.tz AS date),"
+        f" {', '.join('s.' + k.strip() for k in keys.split(','))}, {value}"
+        f" FROM {source} s {ZONES} WHERE {zone_filter} GROUP BY 1, 2, 3,"
+        f" {', '.join(str(i + 4) for i in range(len(keys.split(','))))}"
+        f" HAVING {value} <> 0"
+        f" ON CONFLICT (community_id, tz, day, {keys}) DO UPDATE SET n = r.n + excluded.n"
+    )
+
+
+_REGISTRATIONS = _add("registration_days", "channel", _signed(REGISTERED), "sum(s.sign)", "TRUE")
+_FEEDBACK = _add("feedback_days", "kind, channel", _signed(FEEDBACK), "sum(s.sign)", "TRUE")
+DELTAS = {"registrations": [f"cr AS ({_REGISTRATIONS})"], "feedback": [f"cf AS ({_FEEDBACK})"]}
+KEYS = {
+    "registrations": ("community_id", "event_id", "member_id"),
+    "feedback": ("community_id", "feedback_id"),
+}
+
+
+def backfill(zone_filter: str) -> dict[str, str]:
+    """Each rollup from the rows stored, for the zones `zone_filter` picks."""
+    return {
+        "registration_days": _add("registration_days", "channel",
+                                  f"({REGISTERED.format(rows='registrations')})", "count(*)",
+                                  zone_filter),
+        "feedback_days": _add("feedback_days", "kind, channel",
+                              f"({FEEDBACK.format(rows='feedback')})", "count(*)", zone_filter),
+    }
