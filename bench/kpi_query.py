@@ -199,6 +199,9 @@ async def run(root: Path, scale: float, requests: int, endpoints: tuple[str, ...
         await asyncio.to_thread(migrate, settings.database, "kpi", "services.kpi.migrations")
         if reuse:
             print(f"reusing the community built at scale {scale} in {root}", flush=True)
+            conn = await asyncpg.connect(pg.url("bench"))
+            await conn.execute("ANALYZE")  # what a migration just filled has no statistics yet
+            await conn.close()
         else:
             await build(pg.url("bench"), scale)
             await backfilled(settings)
