@@ -1,12 +1,15 @@
 """Batch ingestion of views and reactions: facts per second through the engagement app, as a
 ratio to raw asyncpg COPY of the same number of rows into a similar table, same server, same run.
 
-The app runs under uvicorn in its own process and is driven over loopback HTTP (the gateway is
-not started: this measures the service, its validation, planning, event append and read-model
-updates). `--in-process` drives it through httpx's ASGI transport instead. Both paths write
-1,000-fact batches, one transaction each; the baseline COPYs 1,000-row chunks, one each.
+By default the app runs under uvicorn in its own process and is driven over loopback HTTP (no
+gateway: the service, its validation, planning, event append and read-model updates).
+`--gateway` runs the whole system (`gatherly up`: Traefik, forwardAuth with a community key, the
+relay and projections consuming what the batches write) and posts through the gateway, as the
+issue asks; `--in-process` drives the app through httpx's ASGI transport. Every path writes
+1,000-fact batches, one transaction each; the baseline COPYs 1,000-row chunks, one each, into the
+same Postgres.
 
-Run: `.venv/bin/python -m bench.engagement_batch [batches] [--in-process]`.
+Run: `.venv/bin/python -m bench.engagement_batch [batches] [--gateway|--in-process]`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from bench.system import free_ports
+from bench.gateway_throughput import community_key
+from bench.system import RunningSystem, free_ports
 from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.migrate import migrate
 from gatherly.settings import Settings, to_libpq_url
@@ -62,7 +66,9 @@ def batches(content_ids: list[str], count: int) -> list[dict[str, Any]]:
     return bodies
 
 
-async def through_app(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> float:
+async def through_app(
+    client: httpx.AsyncClient, bodies: list[dict[str, Any]], community: str = "bench"
+) -> float:
     """Facts per second, CONCURRENCY batches in flight."""
     queue = list(bodies)
     recorded = 0
@@ -71,7 +77,8 @@ async def through_app(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -
         nonlocal recorded
         while queue:
             body = queue.pop()
-            response = await client.post("/v1/communities/bench/engagement/batch", json=body)
+            response = await client.post(f"/v1/communities/{community}/engagement/batch",
+                                         json=body)
             response.raise_for_status()
             recorded += int(response.json()["recorded"])
 
@@ -112,10 +119,10 @@ async def raw_copy(url: str, rows: int) -> float:
     return rows / elapsed
 
 
-async def publish_items(client: httpx.AsyncClient) -> list[str]:
+async def publish_items(client: httpx.AsyncClient, community: str = "bench") -> list[str]:
     ids = []
     for _ in range(ITEMS):
-        response = await client.post("/v1/communities/bench/content", json={
+        response = await client.post(f"/v1/communities/{community}/content", json={
             "channel": "telegram", "kind": "post",
             "published_at": (datetime.now(UTC) - timedelta(days=1)).isoformat()})
         response.raise_for_status()
@@ -144,11 +151,27 @@ async def run(database_url: str, count: int, port: int | None) -> None:
         await through_app(client, bodies[:2])  # warm-up: connections, caches
         app_rate = await through_app(client, bodies[2:])
     copy_rate = await raw_copy(to_libpq_url(database_url), count * BATCH)
+    report(count, mode, app_rate, copy_rate)
+
+
+def report(count: int, mode: str, app_rate: float, copy_rate: float) -> None:
     print(f"engagement batch ingestion, {count} batches of {BATCH} facts "
           f"(70% views, 30% new reactions), {CONCURRENCY} in flight; app: {mode}")
     print(f"  through the app : {app_rate:10.0f} facts/s")
     print(f"  raw asyncpg COPY: {copy_rate:10.0f} rows/s")
     print(f"  ratio           : {app_rate / copy_rate:10.2f}  (goal >= 0.25)")
+
+
+async def run_through_gateway(system: RunningSystem, count: int) -> None:
+    community, secret = community_key(system)
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=60,
+                                 headers={"Authorization": f"Bearer {secret}"}) as client:
+        bodies = batches(await publish_items(client, community), count + 2)
+        await through_app(client, bodies[:2], community)  # warm-up: connections, caches
+        app_rate = await through_app(client, bodies[2:], community)
+    copy_rate = await raw_copy(system.postgres_url, count * BATCH)
+    report(count, "gatherly up, through Traefik + forwardAuth (community key)", app_rate,
+           copy_rate)
 
 
 async def _wait_ready(client: httpx.AsyncClient) -> None:
@@ -186,6 +209,10 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     count = int(args[0]) if args else 20
     in_process = "--in-process" in sys.argv
+    if "--gateway" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp, RunningSystem(Path(tmp)) as system:
+            asyncio.run(run_through_gateway(system, count))
+        return
     external = os.environ.get("GATHERLY_DATABASE_URL")
     if external:
         measure(external, count, in_process)
