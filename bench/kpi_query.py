@@ -30,6 +30,7 @@ from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.migrate import migrate
 from gatherly.settings import Settings
 from services.kpi.app import create_app
+from services.kpi.facts.changing import EVENT_REGISTRATIONS_FROM_FACTS
 from services.kpi.facts.events import FIRST_ATTENDANCES_FROM_FACTS
 from services.kpi.facts.rollups import backfill
 from services.kpi.facts.speed import FIRSTS_FROM_FACTS
@@ -103,6 +104,7 @@ def load_statements(members: int, facts: int) -> list[str]:
         # What the projection keeps beside the facts, zone-free (the zone's rollups: backfill).
         FIRSTS_FROM_FACTS,
         FIRST_ATTENDANCES_FROM_FACTS,
+        EVENT_REGISTRATIONS_FROM_FACTS,
     ]
 
 

@@ -18,7 +18,8 @@ CHANNEL = "kpi_changed"
 TABLES = (
     "member_changes", "members", "member_roles", "erased_members", "activity", "content",
     "views", "view_counters", "reaction_facts", "reaction_counters", "community_events",
-    "registrations", "attendances", "first_attendances", "followups", "feedback", *rollups.TABLES,
+    "registrations", "attendances", "first_attendances", "event_registrations", "followups",
+    "feedback", *rollups.TABLES,
 )
 
 

@@ -76,6 +76,14 @@ FIRST_ATTENDANCES = (
     " WHERE community_id = :c ORDER BY member_id, checked_in_at, event_id",
     "SELECT member_id, checked_in_at, event_id FROM first_attendances WHERE community_id = :c",
 )
+EVENT_REGISTRATIONS = (
+    "SELECT r.event_id, count(*), count(a.member_id) FROM registrations r"
+    " LEFT JOIN attendances a USING (community_id, event_id, member_id)"
+    " WHERE r.community_id = :c AND r.registered_at IS NOT NULL AND r.cancelled_at IS NULL"
+    " GROUP BY 1",
+    "SELECT event_id, registered, attended FROM event_registrations WHERE community_id = :c"
+    " AND (registered, attended) <> (0, 0)",
+)
 FIRST_REACTIONS = (
     "SELECT content_id, min(at) FROM reaction_facts WHERE community_id = :c AND added GROUP BY 1",
     "SELECT content_id, first_at FROM content_first_reactions WHERE community_id = :c",
@@ -119,7 +127,7 @@ async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Sett
                 assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) > 0, table
         for tz in ZONES:
             await assert_rollups_match_the_facts(engine, tz)
-        for pair in (FIRST_REACTIONS, FIRST_ATTENDANCES):
+        for pair in (FIRST_REACTIONS, FIRST_ATTENDANCES, EVENT_REGISTRATIONS):
             expected, stored = [await rows(engine, sql, "UTC") for sql in pair]
             assert stored == expected and stored, pair[1]
     finally:

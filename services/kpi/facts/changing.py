@@ -45,7 +45,46 @@ def _add(table: str, keys: str, source: str, value: str, zone_filter: str) -> st
 
 _REGISTRATIONS = _add("registration_days", "channel", _signed(REGISTERED), "sum(s.sign)", "TRUE")
 _FEEDBACK = _add("feedback_days", "kind, channel", _signed(FEEDBACK), "sum(s.sign)", "TRUE")
-DELTAS = {"registrations": [f"cr AS ({_REGISTRATIONS})"], "feedback": [f"cf AS ({_FEEDBACK})"]}
+# Per event: registrations not cancelled, and those of them with an attendance (no-shows are
+# the difference). A (registration, attendance) pair is added by whichever is stored second:
+# registrations are written before attendances in a batch, so the registrations' delta sees
+# the attendances of earlier batches and the attendances' delta sees every registration.
+_ACTIVE = "registered_at IS NOT NULL AND cancelled_at IS NULL"
+_PRESENT = ("EXISTS (SELECT 1 FROM attendances a WHERE a.community_id = x.community_id"
+            " AND a.event_id = x.event_id AND a.member_id = x.member_id)")
+
+
+def _with_presence(rows: str) -> str:
+    return f"(SELECT x.*, {_PRESENT} AS present FROM {rows} x)"
+
+
+def _per_event(source: str, registered: str, attended: str) -> str:
+    return (
+        "INSERT INTO event_registrations AS r (community_id, event_id, registered, attended)"
+        f" SELECT s.community_id, s.event_id, {registered}, {attended} FROM {source} s"
+        " GROUP BY 1, 2 ON CONFLICT (community_id, event_id) DO UPDATE SET"
+        " registered = r.registered + excluded.registered,"
+        " attended = r.attended + excluded.attended"
+    )
+
+
+_SIGNED_REGISTRATIONS = (f"(SELECT community_id, event_id, member_id, 1 AS sign FROM ins"
+                         f" WHERE {_ACTIVE} UNION ALL SELECT community_id, event_id, member_id,"
+                         f" -1 FROM old WHERE {_ACTIVE})")
+EVENT_REGISTRATIONS = _per_event(
+    _with_presence(_SIGNED_REGISTRATIONS), "sum(s.sign)",
+    "coalesce(sum(s.sign) FILTER (WHERE s.present), 0)")
+EVENT_ATTENDANCES = _per_event(
+    "(SELECT i.community_id, i.event_id FROM ins i JOIN registrations g"
+    " ON g.community_id = i.community_id AND g.event_id = i.event_id"
+    " AND g.member_id = i.member_id AND g.registered_at IS NOT NULL AND g.cancelled_at IS NULL)",
+    "0", "count(*)")
+EVENT_REGISTRATIONS_FROM_FACTS = _per_event(
+    _with_presence(f"(SELECT community_id, event_id, member_id FROM registrations"
+                   f" WHERE {_ACTIVE})"),
+    "count(*)", "count(*) FILTER (WHERE s.present)")
+DELTAS = {"registrations": [f"cr AS ({_REGISTRATIONS})", f"ce AS ({EVENT_REGISTRATIONS})"],
+          "feedback": [f"cf AS ({_FEEDBACK})"]}
 KEYS = {
     "registrations": ("community_id", "event_id", "member_id"),
     "feedback": ("community_id", "feedback_id"),

@@ -117,7 +117,8 @@ async def _write(
         [("community_id", "text"), ("event_id", "text"), ("member_id", "text"),
          ("channel", "text"), ("checked_in_at", "timestamptz"), ("walk_in", "bool")],
         [(*key, *value) for key, value in attendances.items()],
-        then=[FIRST_ATTENDANCES, *deltas("attendances")],
+        then=[FIRST_ATTENDANCES, *deltas("attendances"),
+              f"ea AS ({changing.EVENT_ATTENDANCES})"],
     )
     await insert_rows(
         conn, "followups",

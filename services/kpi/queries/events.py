@@ -13,13 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.kpi.queries.window import Window, bucket, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
-ACTIVE = "registered_at IS NOT NULL AND cancelled_at IS NULL"
-ABSENT = """NOT EXISTS (SELECT 1 FROM attendances a WHERE a.community_id = r.community_id
-            AND a.event_id = r.event_id AND a.member_id = r.member_id)"""
+# No-shows: registered (not cancelled) minus those of them checked in, per finished event, in
+# the period of the event's start (`event_registrations`, kept by the projection).
+NO_SHOWS = ("ON r.community_id = e.community_id AND r.event_id = e.event_id"
+            " WHERE e.community_id = :c AND e.finished_at IS NOT NULL"
+            " AND e.starts_at >= :start AND e.starts_at < :end")
 
 # New participants: each member's first attendance is kept in `first_attendances` (the
 # projection keeps the earliest check-in, ties by event id), one row per participating member.
-PER_EVENT = f"""
+PER_EVENT = """
 WITH att AS (
     SELECT a.event_id, count(*) AS attended, count(*) FILTER (WHERE a.walk_in) AS walk_ins
     FROM attendances a WHERE a.community_id = :c AND a.event_id = ANY(:ids) GROUP BY 1
@@ -27,9 +29,8 @@ WITH att AS (
     SELECT event_id, count(*) AS new FROM first_attendances
     WHERE community_id = :c AND event_id = ANY(:ids) GROUP BY 1
 ), reg AS (
-    SELECT r.event_id, count(*) AS registered, count(*) FILTER (WHERE {ABSENT}) AS absent
-    FROM registrations r WHERE r.community_id = :c AND r.event_id = ANY(:ids) AND {ACTIVE}
-    GROUP BY 1
+    SELECT event_id, registered, registered - attended AS absent FROM event_registrations
+    WHERE community_id = :c AND event_id = ANY(:ids)
 )
 SELECT i.event_id, e.starts_at, e.finished_at, e.cancelled_at,
        coalesce(reg.registered, 0) AS registered, coalesce(reg.absent, 0) AS absent,
@@ -80,11 +81,8 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
     queries = {
         "registered": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM registration_days"
         f" WHERE {IN_WINDOW} GROUP BY 1",
-        "no_shows": f"SELECT {bucket('e.starts_at')} AS b, count(*) AS n FROM registrations r"
-        " JOIN community_events e ON e.community_id = r.community_id AND e.event_id = r.event_id"
-        f" WHERE r.community_id = :c AND {ACTIVE.replace('cancelled_at', 'r.cancelled_at')}"
-        " AND e.finished_at IS NOT NULL AND e.starts_at >= :start AND e.starts_at < :end"
-        f" AND {ABSENT} GROUP BY 1",
+        "no_shows": f"SELECT {bucket('e.starts_at')} AS b, sum(r.registered - r.attended) AS n"
+        f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 1",
         "new": f"SELECT {bucket('checked_in_at')} AS b, count(*) AS n FROM first_attendances"
         " WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end"
         " GROUP BY 1",
@@ -118,11 +116,8 @@ SELECT (SELECT coalesce(sum(n), 0) FROM registration_days WHERE {IN_WINDOW}) AS 
        (SELECT coalesce(sum(n), 0) FROM attendance_days WHERE {IN_WINDOW}) AS attended,
        (SELECT count(*) FROM first_attendances WHERE community_id = :c
         AND checked_in_at >= :start AND checked_in_at < :end) AS new,
-       (SELECT count(*) FROM registrations r JOIN community_events e
-          ON e.community_id = r.community_id AND e.event_id = r.event_id
-        WHERE r.community_id = :c AND r.registered_at IS NOT NULL AND r.cancelled_at IS NULL
-          AND e.finished_at IS NOT NULL AND e.starts_at >= :start AND e.starts_at < :end
-          AND {ABSENT}) AS no_shows
+       (SELECT coalesce(sum(r.registered - r.attended), 0)
+        FROM community_events e JOIN event_registrations r {NO_SHOWS}) AS no_shows
 """
 
 
