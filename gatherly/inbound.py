@@ -23,14 +23,14 @@ import base64
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 # Standard Webhooks' recommended tolerance: a captured request cannot be replayed later than this.
@@ -100,6 +100,19 @@ class InboundReceipts:
              "s": receipt.source, "w": receipt.webhook_id, "p": receipt.part},
         )
 
+
+    async def record_once(
+        self, engine: AsyncEngine, receipt: Receipt,
+        record: Callable[[AsyncConnection], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Run `record` and keep its answer with the receipt, in one transaction; a replayed
+        part records nothing and gets the first answer. Either way `replayed` says which."""
+        async with engine.begin() as conn:
+            if (answer := await self.claim(conn, receipt)) is not None:
+                return {**answer, "replayed": True}
+            answer = await record(conn)
+            await self.keep(conn, receipt, answer)
+        return {**answer, "replayed": False}
 
     async def purge(self, conn: AsyncConnection) -> int:
         """Forget receipts older than the retention (up to `PURGE_AT_MOST`); how many went."""

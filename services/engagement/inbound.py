@@ -123,15 +123,14 @@ def content_id_of(community_id: str, ref: ContentRef) -> str:
 async def record_part(source: str, part: Part, request: Request) -> dict[str, Any]:
     shared: EngagementHandlers = request.app.state.handlers
     receipts: InboundReceipts = request.app.state.inbound_receipts
-    receipt = Receipt(part.community_id, source, part.webhook_id, PART)
-    async with shared.engine.begin() as conn:
-        if (answer := await receipts.claim(conn, receipt)) is not None:
-            return {**answer, "replayed": True}
+
+    async def record(conn: AsyncConnection) -> dict[str, Any]:
         recorder = _Recorder(conn, shared, part.community_id)
         results = [await recorder.record(command) for command in part.commands]
-        answer = {"results": results, "recorded": sum(1 for r in results if r["recorded"])}
-        await receipts.keep(conn, receipt, answer)
-    return {**answer, "replayed": False}
+        return {"results": results, "recorded": sum(1 for r in results if r["recorded"])}
+
+    receipt = Receipt(part.community_id, source, part.webhook_id, PART)
+    return await receipts.record_once(shared.engine, receipt, record)
 
 
 class _Recorder:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import utc_now
 from gatherly.inbound import InboundReceipts, OneTransaction, Receipt
@@ -57,18 +57,17 @@ class Part(Strict):
 @router.post("/internal/inbound/{source}")
 async def record_part(source: str, part: Part, request: Request) -> dict[str, Any]:
     shared: EventHandlers = request.app.state.handlers
-    receipt = Receipt(part.community_id, source, part.webhook_id, PART)
-    async with shared.engine.begin() as conn:
-        receipts: InboundReceipts = request.app.state.inbound_receipts
-        if (answer := await receipts.claim(conn, receipt)) is not None:
-            return {**answer, "replayed": True}
+    receipts: InboundReceipts = request.app.state.inbound_receipts
+
+    async def record(conn: AsyncConnection) -> dict[str, Any]:
         handlers = EventHandlers(
             cast(AsyncEngine, OneTransaction(conn)), shared.store, shared.followup_due_days
         )
         results = [await _record(handlers, part.community_id, c) for c in part.commands]
-        answer = {"results": results, "recorded": sum(1 for r in results if r["recorded"])}
-        await receipts.keep(conn, receipt, answer)
-    return {**answer, "replayed": False}
+        return {"results": results, "recorded": sum(1 for r in results if r["recorded"])}
+
+    receipt = Receipt(part.community_id, source, part.webhook_id, PART)
+    return await receipts.record_once(shared.engine, receipt, record)
 
 
 async def _record(

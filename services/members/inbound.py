@@ -89,16 +89,15 @@ class Part(Strict):
 @router.post("/internal/inbound/{source}")
 async def record_part(source: str, part: Part, request: Request) -> dict[str, Any]:
     shared: MemberHandlers = request.app.state.handlers
-    receipt = Receipt(part.community_id, source, part.webhook_id, PART)
-    async with shared.engine.begin() as conn:
-        receipts: InboundReceipts = request.app.state.inbound_receipts
-        if (answer := await receipts.claim(conn, receipt)) is not None:
-            return {**answer, "replayed": True}
+    receipts: InboundReceipts = request.app.state.inbound_receipts
+
+    async def record(conn: AsyncConnection) -> dict[str, Any]:
         handlers = MemberHandlers(cast(AsyncEngine, OneTransaction(conn)), shared.store,
                                   shared_transaction=True)
-        answer = await _record(conn, handlers, part)
-        await receipts.keep(conn, receipt, answer)
-    return {**answer, "replayed": False}
+        return await _record(conn, handlers, part)
+
+    receipt = Receipt(part.community_id, source, part.webhook_id, PART)
+    return await receipts.record_once(shared.engine, receipt, record)
 
 
 async def _record(
