@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.envelope import utc_now
+from gatherly.envelope import DomainEvent, utc_now
 from gatherly.eventstore import ConcurrencyConflict, EventStore, new_event_ids
 from gatherly.telemetry import current_traceparent
 from services.engagement import activity, batch, views
@@ -98,13 +98,10 @@ class IngestHandlers:
             if not events:
                 assert current is not None  # only a repeated snapshot decides nothing
                 return current, False
-            envelopes = await self.store.append(
-                conn, stream_id=stream, community_id=command.community_id,
-                expected_version=current.version if current else 0, events=events,
-                traceparent=current_traceparent(),
-            )
+            version = await self._append_snapshot(conn, stream, command.community_id,
+                                                  current.version if current else 0, events)
             snapshot = CounterSnapshot(stream, content.id, command.counter, command.total,
-                                       command.as_of, envelopes[-1].sequence)
+                                       command.as_of, version)
             await views.save_counter(conn, command.community_id, snapshot,
                                      str(events[0].data["channel"]))
         return snapshot, True
@@ -124,16 +121,25 @@ class IngestHandlers:
             if not events:
                 assert current is not None  # only a repeated snapshot decides nothing
                 return current, False
-            envelopes = await self.store.append(
-                conn, stream_id=stream, community_id=command.community_id,
-                expected_version=current.version if current else 0, events=events,
-                traceparent=current_traceparent(),
-            )
+            version = await self._append_snapshot(conn, stream, command.community_id,
+                                                  current.version if current else 0, events)
             count = ReactionCount(stream, content.id, command.counter, command.kind,
-                                  command.total, command.as_of, envelopes[-1].sequence)
+                                  command.total, command.as_of, version)
             await views.save_reaction_count(conn, command.community_id, count,
                                             str(events[0].data["channel"]))
         return count, True
+
+
+    async def _append_snapshot(
+        self, conn: AsyncConnection, stream: str, community_id: str, expected_version: int,
+        events: list[DomainEvent],
+    ) -> int:
+        """Append a counter snapshot's events; the counter's new version."""
+        envelopes = await self.store.append(
+            conn, stream_id=stream, community_id=community_id,
+            expected_version=expected_version, events=events, traceparent=current_traceparent(),
+        )
+        return envelopes[-1].sequence
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
