@@ -59,6 +59,11 @@ def failures_of(operation: APIOperation, community: str, base_url: str, secret: 
     @PER_OPERATION
     @given(case=cases(operation, community))
     def exercise(case: Case) -> None:
+        # Negative cases may carry random headers, once a `Host` that Go's HTTP server (Traefik)
+        # refuses as malformed before any middleware runs, in plain text no gateway config can
+        # change. Host picks the server; it is no input of the API this test judges.
+        for name in [n for n in case.headers or {} if n.lower() == "host"]:
+            del case.headers[name]
         case.call_and_validate(
             base_url=base_url, headers={"Authorization": f"Bearer {secret}"}, checks=CHECKS,
             timeout=15,
