@@ -9,6 +9,8 @@ A community's batches are applied one after another (docs/adr/0005)."""
 
 from __future__ import annotations
 
+from services.kpi.facts import backlog
+
 ZONES = "JOIN kpi_zones z ON z.community_id = s.community_id"
 
 
@@ -84,7 +86,7 @@ EVENT_REGISTRATIONS_FROM_FACTS = _per_event(
                    f" WHERE {_ACTIVE})"),
     "count(*)", "count(*) FILTER (WHERE s.present)")
 DELTAS = {"registrations": [f"cr AS ({_REGISTRATIONS})", f"ce AS ({EVENT_REGISTRATIONS})"],
-          "feedback": [f"cf AS ({_FEEDBACK})"]}
+          "feedback": [f"cf AS ({_FEEDBACK})", *backlog.DELTAS]}
 KEYS = {
     "registrations": ("community_id", "event_id", "member_id"),
     "feedback": ("community_id", "feedback_id"),

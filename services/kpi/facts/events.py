@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
-from services.kpi.facts import changing
+from services.kpi.facts import changing, participants
 from services.kpi.facts.common import Identities, fact_time, insert_rows
 from services.kpi.facts.rollups import deltas
 
@@ -118,7 +118,7 @@ async def _write(
          ("channel", "text"), ("checked_in_at", "timestamptz"), ("walk_in", "bool")],
         [(*key, *value) for key, value in attendances.items()],
         then=[FIRST_ATTENDANCES, *deltas("attendances"),
-              f"ea AS ({changing.EVENT_ATTENDANCES})"],
+              f"ea AS ({changing.EVENT_ATTENDANCES})", *participants.DELTAS],
     )
     await insert_rows(
         conn, "followups",

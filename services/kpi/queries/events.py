@@ -19,30 +19,32 @@ NO_SHOWS = ("ON r.community_id = e.community_id AND r.event_id = e.event_id"
             " WHERE e.community_id = :c AND e.finished_at IS NOT NULL"
             " AND e.starts_at >= :start AND e.starts_at < :end")
 
-# New participants: each member's first attendance is kept in `first_attendances` (the
-# projection keeps the earliest check-in, ties by event id), one row per participating member.
+# Per period from the daily rollups (new participants: `first_attendance_days`, members per
+# local day of their first attendance) and no-shows per finished event; one round trip.
+PERIODS = " UNION ALL ".join((
+    f"SELECT 'registered' AS k, {DAY_BUCKET} AS b, sum(n) AS n, 0 AS w FROM registration_days"
+    f" WHERE {IN_WINDOW} GROUP BY 2",
+    f"SELECT 'attended', {DAY_BUCKET}, sum(n), coalesce(sum(n) FILTER (WHERE walk_in), 0)"
+    f" FROM attendance_days WHERE {IN_WINDOW} GROUP BY 2",
+    f"SELECT 'new', {DAY_BUCKET}, sum(n), 0 FROM first_attendance_days WHERE {IN_WINDOW}"
+    " GROUP BY 2",
+    f"SELECT 'no_shows', {bucket('e.starts_at')}, sum(r.registered - r.attended), 0"
+    f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 2",
+))
+# Per event: `event_participants` (attended, walk-ins, new) and `event_registrations`.
 PER_EVENT = """
-WITH att AS (
-    SELECT a.event_id, count(*) AS attended, count(*) FILTER (WHERE a.walk_in) AS walk_ins
-    FROM attendances a WHERE a.community_id = :c AND a.event_id = ANY(:ids) GROUP BY 1
-), new AS (
-    SELECT event_id, count(*) AS new FROM first_attendances
-    WHERE community_id = :c AND event_id = ANY(:ids) GROUP BY 1
-), reg AS (
-    SELECT event_id, registered, registered - attended AS absent FROM event_registrations
-    WHERE community_id = :c AND event_id = ANY(:ids)
-)
 SELECT i.event_id, e.starts_at, e.finished_at, e.cancelled_at,
-       coalesce(reg.registered, 0) AS registered, coalesce(reg.absent, 0) AS absent,
-       coalesce(att.attended, 0) AS attended, coalesce(att.walk_ins, 0) AS walk_ins,
-       coalesce(new.new, 0) AS new,
-       (e.event_id IS NOT NULL OR reg.event_id IS NOT NULL OR att.event_id IS NOT NULL
+       coalesce(reg.registered, 0) AS registered,
+       coalesce(reg.registered - reg.attended, 0) AS absent,
+       coalesce(p.attended, 0) AS attended, coalesce(p.walk_ins, 0) AS walk_ins,
+       coalesce(p.new, 0) AS new,
+       (e.event_id IS NOT NULL OR reg.event_id IS NOT NULL OR p.attended > 0
         OR EXISTS (SELECT 1 FROM registrations x WHERE x.community_id = :c
                    AND x.event_id = i.event_id)) AS known
 FROM unnest(CAST(:ids AS text[])) AS i(event_id)
 LEFT JOIN community_events e ON e.community_id = :c AND e.event_id = i.event_id
-LEFT JOIN att ON att.event_id = i.event_id LEFT JOIN reg ON reg.event_id = i.event_id
-LEFT JOIN new ON new.event_id = i.event_id
+LEFT JOIN event_registrations reg ON reg.community_id = :c AND reg.event_id = i.event_id
+LEFT JOIN event_participants p ON p.community_id = :c AND p.event_id = i.event_id
 ORDER BY e.starts_at NULLS LAST, i.event_id
 """
 
@@ -78,27 +80,11 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
     periods: dict[str, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(("registered", "attended", "walk_ins", "no_shows", "new"), 0)
     )
-    queries = {
-        "registered": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM registration_days"
-        f" WHERE {IN_WINDOW} GROUP BY 1",
-        "no_shows": f"SELECT {bucket('e.starts_at')} AS b, sum(r.registered - r.attended) AS n"
-        f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 1",
-        "new": f"SELECT {bucket('checked_in_at')} AS b, count(*) AS n FROM first_attendances"
-        " WHERE community_id = :c AND checked_in_at >= :start AND checked_in_at < :end"
-        " GROUP BY 1",
-    }
-    for key, sql in queries.items():
-        for r in await conn.execute(text(sql), params):
-            periods[r.b.isoformat()][key] = int(r.n)
-    attended = await conn.execute(
-        text(
-            f"SELECT {DAY_BUCKET} AS b, sum(n) AS n, coalesce(sum(n) FILTER (WHERE walk_in), 0)"
-            f" AS w FROM attendance_days WHERE {IN_WINDOW} GROUP BY 1"
-        ),
-        params,
-    )
-    for r in attended:
-        periods[r.b.isoformat()].update(attended=int(r.n), walk_ins=int(r.w))
+    for r in await conn.execute(text(PERIODS), params):
+        counts = periods[r.b.isoformat()]
+        counts[r.k] = int(r.n)
+        if r.k == "attended":
+            counts["walk_ins"] = int(r.w)
     series = [_with_repeat({"start": s.isoformat(), **periods[s.isoformat()]})
               for s in w.buckets()]
     totals = _with_repeat({k: sum(int(p[k]) for p in series)
@@ -114,8 +100,7 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
 TOTALS = f"""
 SELECT (SELECT coalesce(sum(n), 0) FROM registration_days WHERE {IN_WINDOW}) AS registered,
        (SELECT coalesce(sum(n), 0) FROM attendance_days WHERE {IN_WINDOW}) AS attended,
-       (SELECT count(*) FROM first_attendances WHERE community_id = :c
-        AND checked_in_at >= :start AND checked_in_at < :end) AS new,
+       (SELECT coalesce(sum(n), 0) FROM first_attendance_days WHERE {IN_WINDOW}) AS new,
        (SELECT coalesce(sum(r.registered - r.attended), 0)
         FROM community_events e JOIN event_registrations r {NO_SHOWS}) AS no_shows
 """

@@ -1,6 +1,7 @@
 """Feedback: submitted, answered, resolved per period; time to first answer (exact median, p90);
 the share of feedback answered within the community's SLA; the open backlog and its age at the
-end of the window. Open means not yet resolved."""
+end of the window. Open means not yet resolved. Counts per day from `feedback_days`; waits and
+backlog from their rollups, exact (queries/backlog.py)."""
 
 from __future__ import annotations
 
@@ -11,31 +12,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kpi.queries import backlog
 from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
-
-SUMMARY = """
-WITH asked AS (
-    SELECT submitted_at, answered_at FROM feedback
-    WHERE community_id = :c AND submitted_at >= :start AND submitted_at < :end
-), waits AS (
-    SELECT extract(epoch FROM answered_at - submitted_at) AS s FROM asked
-    WHERE answered_at IS NOT NULL
-), open AS (
-    SELECT extract(epoch FROM CAST(:end AS timestamptz) - submitted_at) AS age FROM feedback
-    WHERE community_id = :c AND submitted_at < :end
-      AND (resolved_at IS NULL OR resolved_at >= :end)
-)
-SELECT (SELECT count(*) FROM asked) AS asked,
-       (SELECT count(*) FROM asked WHERE answered_at - submitted_at <= :sla) AS within_sla,
-       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM waits) AS w50,
-       (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FROM waits) AS w90,
-       (SELECT count(*) FROM open) AS backlog,
-       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY age) FROM open) AS age50,
-       (SELECT max(age) FROM open) AS age_max
-"""
+PERIODS = (f"SELECT {DAY_BUCKET} AS b, kind, sum(n) AS n FROM feedback_days"
+           f" WHERE {IN_WINDOW} GROUP BY 1, 2")
+SUBMITTED = (f"SELECT coalesce(sum(n), 0) FROM feedback_days WHERE {IN_WINDOW}"
+             " AND kind = 'submitted'")
 
 
 async def feedback_kpi(
@@ -43,23 +28,20 @@ async def feedback_kpi(
 ) -> dict[str, Any]:
     params = {"c": community, **w.params()}
     periods: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-    for r in await conn.execute(
-        text(f"SELECT {DAY_BUCKET} AS b, kind, sum(n) AS n FROM feedback_days"
-             f" WHERE {IN_WINDOW} GROUP BY 1, 2"),
-        params,
-    ):
+    for r in await conn.execute(text(PERIODS), params):
         periods[r.b.isoformat()][r.kind] = int(r.n)
     series = [{"start": s.isoformat(), **periods[s.isoformat()]} for s in w.buckets()]
-    row = (await conn.execute(
-        text(SUMMARY), {**params, "sla": timedelta(hours=sla_hours)}
-    )).one()
+    counts = {name: sum(p[name] for p in series) for name in COLUMNS}
+    answers = await backlog.waits(conn, community, w, timedelta(hours=sla_hours))
+    open_ = await backlog.backlog(conn, community, w)
     return {
-        **{name: sum(p[name] for p in series) for name in COLUMNS},
-        "first_answer_seconds": {"median": _f(row.w50), "p90": _f(row.w90)},
+        **counts,
+        "first_answer_seconds": {"median": answers["median"], "p90": answers["p90"]},
         "sla_hours": sla_hours,
-        "answered_within_sla": ratio(int(row.within_sla), int(row.asked)),
-        "backlog": {"open": int(row.backlog), "as_of": w.end.isoformat(),
-                    "median_age_seconds": _f(row.age50), "max_age_seconds": _f(row.age_max)},
+        "answered_within_sla": ratio(answers["within_sla"], counts["submitted"]),
+        "backlog": {"open": open_["open"], "as_of": w.end.isoformat(),
+                    "median_age_seconds": open_["median_age"],
+                    "max_age_seconds": open_["max_age"]},
         "periods": series,
     }
 
@@ -69,13 +51,9 @@ async def feedback_totals(
 ) -> dict[str, Any]:
     """The summary's numbers alone: submitted in the window, median time to first answer, the
     share answered within the SLA, the open backlog at the window's end."""
-    row = (await conn.execute(
-        text(SUMMARY), {"c": community, **w.params(), "sla": timedelta(hours=sla_hours)}
-    )).one()
-    return {"submitted": int(row.asked), "first_answer_median_seconds": _f(row.w50),
-            "answered_within_sla": ratio(int(row.within_sla), int(row.asked)),
-            "open": int(row.backlog)}
-
-
-def _f(value: Any) -> float | None:
-    return None if value is None else float(value)
+    submitted = int(await conn.scalar(text(SUBMITTED), {"c": community, **w.params()}) or 0)
+    answers = await backlog.waits(conn, community, w, timedelta(hours=sla_hours))
+    open_ = await backlog.backlog(conn, community, w)
+    return {"submitted": submitted, "first_answer_median_seconds": answers["median"],
+            "answered_within_sla": ratio(answers["within_sla"], submitted),
+            "open": open_["open"]}
