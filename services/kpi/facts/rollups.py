@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts import active, changing, speed
+from services.kpi.facts import active, backlog, changing, participants, speed
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ ROLLUPS = (
 )
 TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
           "reaction_delays", "content_first_reactions", "registration_days", "feedback_days")
+# Events and feedback (facts/participants.py, facts/backlog.py).
+TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
 
 
 def _seen(source: str, zone_filter: str) -> str:
@@ -150,6 +152,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL),
                    ("active_gaps", active.BACKFILL), ("reaction_delays", speed.backfill_sql()),
                    *changing.backfill(zone).items()]
+    statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
         started = time.perf_counter()
