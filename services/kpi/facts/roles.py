@@ -1,0 +1,36 @@
+"""Role coverage kept as counts: `role_holders` holds, per (community, role), the current
+members (status 'member') who hold the role, so the question reads one row per role.
+
+Whether a member counts for a role depends on two rows that change (their status in `members`,
+the role in `member_roles`) through leaves, rejoins, assignments and removals. The projection
+takes the batch's members' counts away before it writes them and adds them back after
+(`recount`), so each count equals the GROUP BY over the stored rows after every batch, whatever
+changed and in whatever order. Erasure renames the member in both rows and changes no count."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+HELD = (
+    "FROM member_roles r JOIN members m"
+    " ON m.community_id = r.community_id AND m.member_id = r.member_id"
+    " WHERE m.status = 'member'"
+)
+_ADD = (
+    "INSERT INTO role_holders AS h (community_id, role, n) {select}"
+    " ON CONFLICT (community_id, role) DO UPDATE SET n = h.n + excluded.n"
+)
+HOLDERS_FROM_FACTS = _ADD.format(select=f"SELECT r.community_id, r.role, count(*) {HELD}"
+                                        " GROUP BY 1, 2")
+_RECOUNT = _ADD.format(
+    select=f"SELECT r.community_id, r.role, :sign * count(*) {HELD}"
+           " AND (r.community_id, r.member_id) IN"
+           " (SELECT * FROM unnest(CAST(:c AS text[]), CAST(:m AS text[]))) GROUP BY 1, 2")
+
+
+async def recount(conn: AsyncConnection, members: set[tuple[str, str]], sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) what the (community, member) keys count now."""
+    if members:
+        await conn.execute(text(_RECOUNT), {"sign": sign, "c": [c for c, _ in members],
+                                            "m": [m for _, m in members]})
