@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts import active, backlog, changing, participants, speed
+from services.kpi.facts import active, backlog, changing, participants, retention, speed
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ ROLLUPS = (
            "checked_in_at"),
 )
 TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
-          "reaction_delays", "content_first_reactions", "registration_days", "feedback_days")
+          "reaction_delays", "content_first_reactions", "registration_days", "feedback_days",
+          "retention_months", "role_holders")
 # Events and feedback (facts/participants.py, facts/backlog.py).
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
 
@@ -151,7 +152,8 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
     statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL),
                    ("active_gaps", active.BACKFILL), ("reaction_delays", speed.backfill_sql()),
-                   *changing.backfill(zone).items()]
+                   *changing.backfill(zone).items(),
+                   ("retention_months", retention.backfill_sql(zone))]
     statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
