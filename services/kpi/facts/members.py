@@ -1,6 +1,7 @@
 """Member facts: every join, rejoin and leave kept by (member, version); each member's current
 channel and status; roles held. A member's facts come in order (one aggregate), so a leave takes
-the channel of the join or rejoin before it."""
+the channel of the join or rejoin before it. Retention cohorts (facts/retention.py) and role
+coverage (facts/roles.py) are kept by the same writes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
+from services.kpi.facts import retention, roles
 from services.kpi.facts.common import Identities, fact_time, insert_rows
 from services.kpi.facts.rollups import deltas
 
@@ -51,7 +53,10 @@ async def apply(conn: AsyncConnection, events: list[Envelope], ids: Identities) 
             continue
         _change(fold, member, event)
         touched.add(member)
+    # Role coverage: these members' counts go before the writes and come back after them.
+    await roles.recount(conn, keys, -1)
     await _write(conn, fold, touched)
+    await roles.recount(conn, keys, 1)
 
 
 def _change(fold: MemberFold, member: tuple[str, str], event: Envelope) -> None:
@@ -92,7 +97,7 @@ async def _write(conn: AsyncConnection, fold: MemberFold, touched: set[tuple[str
         [("community_id", "text"), ("member_id", "text"), ("seq", "int"), ("kind", "text"),
          ("channel", "text"), ("at", "timestamptz")],
         fold.changes,
-        then=deltas("member_changes"),
+        then=[*deltas("member_changes"), *retention.DELTAS],
     )
     await insert_rows(
         conn,

@@ -4,7 +4,7 @@ follow-up completion."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -69,47 +69,42 @@ async def _distinct(conn: AsyncConnection, community: str, tz: str, first: date,
 
 async def retention_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """For each month in the window, the members whose first join fell in it, and the share of
-    them still members at the end of that month and of every later month up to the window's."""
-    rows = await conn.execute(
-        text("SELECT member_id, kind, at FROM member_changes WHERE community_id = :c"
-             " ORDER BY member_id, seq"),
-        {"c": community},
-    )
-    histories: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
-    for r in rows:
-        histories[r.member_id].append((r.kind, r.at))
+    them still members at the end of that month and of every later month up to the window's:
+    the prefix sums of `retention_months` (facts/retention.py)."""
     months = Window(w.first, w.last, "month", w.tz).buckets()
-    ends = {m: datetime.combine(advance(m, "month"), time(), w.zone) for m in months}
-    cohorts: dict[date, list[list[tuple[str, datetime]]]] = defaultdict(list)
-    for history in histories.values():
-        joins = [at for kind, at in history if kind != "left"]
-        if joins:
-            cohorts[truncate(min(joins).astimezone(w.zone).date(), "month")].append(history)
+    joined: dict[date, int] = defaultdict(int)
+    changed: dict[date, dict[date, int]] = defaultdict(dict)
+    for r in await conn.execute(
+        text("SELECT cohort, month, joined, retained FROM retention_months"
+             " WHERE community_id = :c AND tz = :tz AND cohort >= :first AND cohort <= :last"
+             " AND month <= :last"),
+        {"c": community, "tz": w.tz, "first": months[0], "last": months[-1]},
+    ):
+        joined[r.cohort] += r.joined
+        changed[r.cohort][r.month] = r.retained
     return {"cohorts": [
-        {"month": m.isoformat(), "members": len(cohorts[m]),
-         "retained": [ratio(sum(_member_at(h, ends[later]) for h in cohorts[m]),
-                            len(cohorts[m])) for later in months if later >= m]}
+        {"month": m.isoformat(), "members": joined[m],
+         "retained": [ratio(n, joined[m]) for n in _still_in(changed[m], months, m)]}
         for m in months
     ]}
 
 
-def _member_at(history: list[tuple[str, datetime]], moment: datetime) -> bool:
-    """Whether the member's last change (in version order) before `moment` left them in."""
-    status = False
-    for kind, at in history:
-        if at < moment:
-            status = kind != "left"
-    return status
+def _still_in(changed: dict[date, int], months: list[date], cohort: date) -> list[int]:
+    """The cohort's members in at the end of each month from its own: the running sum of the
+    signed status changes (a member's status only changes in a month they have a change in)."""
+    counts, still = [], 0
+    for month in months:
+        if month >= cohort:
+            still += changed.get(month, 0)
+            counts.append(still)
+    return counts
 
 
 async def roles_kpi(conn: AsyncConnection, community: str) -> dict[str, Any]:
-    """Current members per role, and the roles no current member holds."""
+    """Current members per role, and the roles no current member holds (`role_holders`,
+    facts/roles.py)."""
     held = {r.role: int(r.n) for r in await conn.execute(
-        # One index lookup per role held (LIMIT keeps the planner from scanning every member).
-        text("SELECT r.role, count(*) AS n FROM member_roles r CROSS JOIN LATERAL"
-             " (SELECT status FROM members m WHERE m.community_id = r.community_id"
-             " AND m.member_id = r.member_id LIMIT 1) m"
-             " WHERE r.community_id = :c AND m.status = 'member' GROUP BY 1"),
+        text("SELECT role, n FROM role_holders WHERE community_id = :c AND n <> 0"),
         {"c": community},
     )}
     return {"roles": {role: held.get(role, 0) for role in sorted(set(ROLES) | set(held))},
