@@ -33,6 +33,7 @@ from services.kpi.app import create_app
 from services.kpi.facts.changing import EVENT_REGISTRATIONS_FROM_FACTS
 from services.kpi.facts.events import FIRST_ATTENDANCES_FROM_FACTS
 from services.kpi.facts.participants import EVENT_PARTICIPANTS_FROM_FACTS
+from services.kpi.facts.roles import HOLDERS_FROM_FACTS
 from services.kpi.facts.rollups import backfill
 from services.kpi.facts.speed import FIRSTS_FROM_FACTS
 from tests.conftest import free_port
@@ -107,6 +108,7 @@ def load_statements(members: int, facts: int) -> list[str]:
         FIRST_ATTENDANCES_FROM_FACTS,
         EVENT_PARTICIPANTS_FROM_FACTS,  # after the first attendances
         EVENT_REGISTRATIONS_FROM_FACTS,
+        HOLDERS_FROM_FACTS,
     ]
 
 
