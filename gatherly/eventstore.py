@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError
+from pydantic_core import to_json
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,6 +38,13 @@ def new_event_ids(count: int) -> list[str]:
         f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
         for h in (hexes[i : i + 32] for i in range(0, 32 * count, 32))
     ]
+
+
+def _payload(data: dict[str, Any]) -> str:
+    """An event's data as the JSON its row stores. pydantic-core's encoder, not `json.dumps`:
+    a batch encodes a thousand payloads, and `json.dumps` took about 5 µs each against under 1
+    µs. NaN and infinities stay the literals `json.dumps` writes (Postgres refuses both)."""
+    return to_json(data, inf_nan_mode="constants").decode()
 
 
 class ConcurrencyConflict(Exception):
@@ -189,7 +197,7 @@ class EventStore:
             "ev_types": [e.type for e in envelopes],
             "ev_versions": [e.sequence for e in envelopes],
             "ev_times": [e.time for e in envelopes],
-            "ev_datas": [json.dumps(e.data) for e in envelopes],
+            "ev_datas": [_payload(e.data) for e in envelopes],
             "ev_traceparents": [e.traceparent for e in envelopes],
             # A hint only: the relay also polls, so a lost notification delays, never loses.
             "wake_channel": self.wake_channel,
@@ -204,7 +212,7 @@ class EventStore:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         records = [
-            (e.id, e.subject, e.community_id, e.type, e.sequence, e.time, json.dumps(e.data),
+            (e.id, e.subject, e.community_id, e.type, e.sequence, e.time, _payload(e.data),
              e.traceparent)
             for e in envelopes
         ]
