@@ -59,17 +59,22 @@ class Rollup:
     keys: tuple[str, ...]
     value: str
     time: str = "at"
+    # "month": the table's `month` holds the local month's first day (a year is 12 rows, not 365)
+    grain: str = "day"
 
     def sql(self, source: str, zone_filter: str) -> str:
         keys = ", ".join(self.keys)
-        day = f"CAST(s.{self.time} AT TIME ZONE z.tz AS date)"
+        local = f"s.{self.time} AT TIME ZONE z.tz"
+        start = f"date_trunc('month', {local})" if self.grain == "month" else local
         return (
-            f"INSERT INTO {self.table} AS r (community_id, tz, day, {keys}, n)"
-            f" SELECT s.community_id, z.tz, {day}, {', '.join('s.' + k for k in self.keys)},"
+            f"INSERT INTO {self.table} AS r (community_id, tz, {self.grain}, {keys}, n)"
+            f" SELECT s.community_id, z.tz, CAST({start} AS date),"
+            f" {', '.join('s.' + k for k in self.keys)},"
             f" {self.value} FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id"
             f" WHERE {zone_filter}"
             f" GROUP BY 1, 2, 3, {', '.join(str(i + 4) for i in range(len(self.keys)))}"
-            f" ON CONFLICT (community_id, tz, day, {keys}) DO UPDATE SET n = r.n + excluded.n"
+            f" ON CONFLICT (community_id, tz, {self.grain}, {keys})"
+            " DO UPDATE SET n = r.n + excluded.n"
         )
 
 
@@ -80,6 +85,11 @@ ROLLUPS = (
     Rollup("reaction_days", "reaction_facts", ("channel", "kind", "added"), "count(*)"),
     Rollup("attendance_days", "attendances", ("channel", "walk_in"), "count(*)",
            "checked_in_at"),
+    # Whole months of a window read these (queries/zones.py: whole_months_and_days).
+    Rollup("member_months", "member_changes", ("channel", "kind"), "count(*)", grain="month"),
+    Rollup("content_view_months", "views", ("content_id",), "sum(s.count)", grain="month"),
+    Rollup("reaction_months", "reaction_facts", ("channel", "kind", "added"), "count(*)",
+           grain="month"),
 )
 TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
           "reaction_delays", "content_first_reactions", "registration_days", "feedback_days",
