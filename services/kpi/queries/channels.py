@@ -11,20 +11,22 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window
-from services.kpi.queries.zones import IN_WINDOW
+from services.kpi.queries.zones import IN_WINDOW, whole_months_and_days
 
 MEASURES = ("joins", "views", "reactions", "registrations", "attendances", "feedback")
 
+# Joins and reactions read whole months from their monthly rollups and only the days around.
 CHANNELS = f"""
-SELECT 'joins' AS m, channel, sum(n) AS n FROM member_days
- WHERE {IN_WINDOW} AND kind <> 'left' GROUP BY 2
+SELECT 'joins' AS m, channel, sum(n) AS n
+  FROM ({whole_months_and_days("channel, n", "member", "kind <> 'left'")}) j GROUP BY 2
 UNION ALL
 SELECT 'views', channel, sum(n) FROM view_days WHERE {IN_WINDOW} GROUP BY 2
 UNION ALL
 SELECT 'views', channel, sum(total) FROM view_counters
  WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2
 UNION ALL
-SELECT 'reactions', channel, sum(n) FROM reaction_days WHERE {IN_WINDOW} AND added GROUP BY 2
+SELECT 'reactions', channel, sum(n)
+  FROM ({whole_months_and_days("channel, n", "reaction", "added")}) r GROUP BY 2
 UNION ALL
 SELECT 'reactions', channel, sum(total) FROM reaction_counters
  WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 2

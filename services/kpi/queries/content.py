@@ -14,18 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.speed import first_reactions, speed_kpi
 from services.kpi.queries.window import Window, bucket, ratio
-from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
+from services.kpi.queries.zones import IN_WINDOW, day_bucket, whole_months_and_days
 
 # Views come from the daily rollups; a counter snapshot counts at its `as_of` (only each
 # (content, counter)'s latest one is kept, few per content item: read from the table).
-VIEWS = f"""
-    SELECT {DAY_BUCKET} AS b, channel, n FROM view_days WHERE {IN_WINDOW}
+VIEWS = """
+    SELECT {bucket} AS b, channel, n FROM view_days WHERE {in_window}
     UNION ALL
-    SELECT {bucket('as_of')}, channel, total FROM view_counters
+    SELECT {as_of}, channel, total FROM view_counters
     WHERE community_id = :c AND as_of >= :start AND as_of < :end
 """
+# Whole months from `content_view_months`: a year is ~12 rows per content item, not ~365.
 CONTENT_VIEWS = f"""
-    SELECT content_id, n FROM content_view_days WHERE {IN_WINDOW}
+    {whole_months_and_days("content_id, n", "content_view")}
     UNION ALL
     SELECT content_id, total FROM view_counters
     WHERE community_id = :c AND as_of >= :start AND as_of < :end
@@ -39,9 +40,17 @@ COUNTED_REACTIONS = f"""
 """
 
 
-# Each row is a period's, a channel's or a kind's sum (the other two columns are NULL).
-SPLITS = "GROUP BY GROUPING SETS ((b, added), (channel, added), (kind, added))"
-COUNTED_SPLITS = SPLITS.replace(", added)", ")")
+# Each row is a period's, a channel's or a kind's sum (the other two columns are NULL): the
+# periods from the daily rollup, the channels and kinds from whole months and the days around.
+REACTIONS = (
+    "SELECT b, CAST(NULL AS text) AS channel, CAST(NULL AS text) AS kind, added, sum(n) AS n"
+    " FROM (SELECT {bucket} AS b, added, n FROM reaction_days WHERE {in_window}) r GROUP BY 1, 4"
+    " UNION ALL SELECT CAST(NULL AS date), channel, kind, added, sum(n) FROM ("
+    + whole_months_and_days("channel, kind, added, n", "reaction")
+    + ") m GROUP BY GROUPING SETS ((channel, added), (kind, added))"
+)
+ADDED = f"SELECT sum(n) FROM ({whole_months_and_days('n', 'reaction', 'added')}) a"
+COUNTED_SPLITS = "GROUP BY GROUPING SETS ((b), (channel), (kind))"
 
 
 async def views_kpi(
@@ -50,8 +59,10 @@ async def views_kpi(
     params = {"c": community, **w.params()}
     per_period: dict[str, int] = defaultdict(int)
     per_channel: dict[str, int] = defaultdict(int)
+    views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW,
+                         as_of=bucket("as_of"))
     rows = await conn.execute(
-        text(f"SELECT b, channel, sum(n) AS n FROM ({VIEWS}) v GROUP BY 1, 2"), params
+        text(f"SELECT b, channel, sum(n) AS n FROM ({views}) v GROUP BY 1, 2"), params
     )
     for r in rows:
         per_period[r.b.isoformat()] += int(r.n)
@@ -87,8 +98,7 @@ async def reactions_totals(
 ) -> dict[str, Any]:
     """The summary's numbers alone: added, reactions per view, median time to first reaction."""
     params = {"c": community, **w.params()}
-    added = await conn.scalar(
-        text(f"SELECT sum(n) FROM reaction_days WHERE {IN_WINDOW} AND added"), params)
+    added = await conn.scalar(text(ADDED), params)
     counted = await conn.scalar(
         text("SELECT sum(total) FROM reaction_counters WHERE community_id = :c"
              " AND as_of >= :start AND as_of < :end"), params)
@@ -100,14 +110,10 @@ async def reactions_totals(
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     params = {"c": community, **w.params()}
-    # Postgres sums per period, per channel and per kind (grouping sets): a year of days by
-    # channel and kind is ~10k rows Python would spend longer on than the database does.
+    # Postgres sums per period, per channel and per kind: a year of days by channel and kind
+    # is ~13k rows Python would spend longer on than the database does.
     rows: list[Any] = list((await conn.execute(
-        text(
-            f"SELECT b, channel, kind, added, sum(n) AS n FROM (SELECT {DAY_BUCKET} AS b,"
-            f" channel, kind, added, n FROM reaction_days WHERE {IN_WINDOW}) r {SPLITS}"
-        ),
-        params,
+        text(REACTIONS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW)), params,
     )).all())
     snapshots: list[Any] = list((await conn.execute(
         text(f"SELECT b, channel, kind, sum(n) AS n FROM ({COUNTED_REACTIONS}) c {COUNTED_SPLITS}"),

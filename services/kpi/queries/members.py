@@ -1,6 +1,7 @@
 """Members: total at each period's end, joined, rejoined, left, net growth, growth and churn
-rates (both over the total at the period's start), overall and per channel. Read from the daily
-rollup `member_days` in the window's zone."""
+rates (both over the total at the period's start), overall and per channel. The periods read the
+daily rollup `member_days` in the window's zone; the channels' window and opening totals read
+whole months from `member_months` and only the days around them from `member_days`."""
 
 from __future__ import annotations
 
@@ -12,36 +13,42 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
+from services.kpi.queries.zones import IN_WINDOW, before_window, day_bucket, whole_months_and_days
 
 KINDS = ("joined", "rejoined", "left")
 NONE = dict.fromkeys(KINDS, 0)
 
+# One row per period, its kinds side by side (a third of the rows to read).
+PERIODS = (
+    "SELECT {bucket} AS b, coalesce(sum(n) FILTER (WHERE kind = 'joined'), 0),"
+    " coalesce(sum(n) FILTER (WHERE kind = 'rejoined'), 0),"
+    " coalesce(sum(n) FILTER (WHERE kind = 'left'), 0) FROM member_days"
+    " WHERE {in_window} GROUP BY 1"
+)
+# Per channel and kind: what moved in the window (`before` false) and what came before it.
+CHANNELS = (
+    "SELECT channel, false AS before, kind, sum(n) AS n FROM ("
+    + whole_months_and_days("channel, kind, n", "member")
+    + ") w GROUP BY 1, 3 UNION ALL SELECT channel, true, kind, sum(n) FROM ("
+    + before_window("channel, kind, n", "member")
+    + ") o GROUP BY 1, 3"
+)
+
 
 async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    """Postgres sums the rollup per period and per channel (Python would spend more time on a
+    """Postgres sums the rollups per period and per channel (Python would spend more time on a
     year of days per channel than the database does)."""
     params = {"c": community, **w.params()}
-    overall: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
-    for r in await conn.execute(
-        text(f"SELECT {DAY_BUCKET} AS b, kind, sum(n) AS n FROM member_days"
-             f" WHERE {IN_WINDOW} GROUP BY 1, 2"),
-        params,
-    ):
-        overall[r.b][r.kind] = int(r.n)
+    overall = {b: {"joined": int(joined), "rejoined": int(rejoined), "left": int(left)}
+               for b, joined, rejoined, left in await conn.execute(text(PERIODS.format(
+                   bucket=day_bucket(w.granularity), in_window=IN_WINDOW)), params)}
     moved: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     opening: dict[str, int] = defaultdict(int)
-    for r in await conn.execute(
-        text(
-            "SELECT channel, day < :first AS before, kind, sum(n) AS n FROM member_days"
-            " WHERE community_id = :c AND tz = :tz AND day <= :last GROUP BY 1, 2, 3"
-        ),
-        params,
-    ):
-        if r.before:
-            opening[r.channel] += -int(r.n) if r.kind == "left" else int(r.n)
+    for channel, before, kind, n in await conn.execute(text(CHANNELS), params):
+        if before:
+            opening[channel] += -int(n) if kind == "left" else int(n)
         else:
-            moved[r.channel][r.kind] = int(r.n)
+            moved[channel][kind] = int(n)
     channels = sorted(set(moved) | set(opening))
     return {
         **_series(w, overall, sum(opening.values())),
@@ -51,17 +58,13 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
 
 async def members_totals(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """The window's headline numbers alone (the summary's): what `members_kpi` answers at the
-    top level, from one sum of the rollup before and within the window."""
+    top level, from one sum of the rollups before and within the window."""
     sums, opening = dict.fromkeys(KINDS, 0), 0
-    for r in await conn.execute(
-        text("SELECT day < :first AS before, kind, sum(n) AS n FROM member_days"
-             " WHERE community_id = :c AND tz = :tz AND day <= :last GROUP BY 1, 2"),
-        {"c": community, **w.params()},
-    ):
-        if r.before:
-            opening += -int(r.n) if r.kind == "left" else int(r.n)
+    for _, before, kind, n in await conn.execute(text(CHANNELS), {"c": community, **w.params()}):
+        if before:
+            opening += -int(n) if kind == "left" else int(n)
         else:
-            sums[r.kind] = int(r.n)
+            sums[kind] += int(n)
     return _totals(sums, opening)
 
 
@@ -74,15 +77,22 @@ def _totals(sums: dict[str, int], opening: int) -> dict[str, Any]:
 
 def _series(w: Window, moves: dict[date, dict[str, int]], opening: int) -> dict[str, Any]:
     periods, total = [], opening
+    sums = dict.fromkeys((*KINDS, "net"), 0)
     for start in w.buckets():
         counts = moves.get(start, NONE)
-        net = counts["joined"] + counts["rejoined"] - counts["left"]
+        joined, rejoined, left = counts["joined"], counts["rejoined"], counts["left"]
+        net = joined + rejoined - left
         periods.append({
-            "start": start.isoformat(), **counts, "net": net, "total": total + net,
-            "growth_rate": ratio(net, total), "churn_rate": ratio(counts["left"], total),
+            "start": start.isoformat(), "joined": joined, "rejoined": rejoined, "left": left,
+            "net": net, "total": total + net,
+            "growth_rate": net / total if total else None,
+            "churn_rate": left / total if total else None,
         })
         total += net
-    sums = {k: sum(p[k] for p in periods) for k in (*KINDS, "net")}
+        sums["joined"] += joined
+        sums["rejoined"] += rejoined
+        sums["left"] += left
+        sums["net"] += net
     return {
         "total": total, **sums,
         "growth_rate": ratio(sums["net"], opening), "churn_rate": ratio(sums["left"], opening),

@@ -67,8 +67,12 @@ class Window:
         return starts
 
     def params(self) -> dict[str, object]:
+        """Also the months a monthly rollup is read for: [m1, m2) the window holds whole, and
+        m0, the month `first` falls in (what is before it opens the window)."""
+        m1, m2 = whole_months(self.first, self.last)
         return {"g": self.granularity, "tz": self.tz, "start": self.start, "end": self.end,
-                "first": self.first, "last": self.last}
+                "first": self.first, "last": self.last,
+                "m0": truncate(self.first, "month"), "m1": m1, "m2": m2}
 
 
 def days_ending(last: date, days: int) -> date:

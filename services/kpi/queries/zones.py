@@ -17,6 +17,11 @@ DAY_BUCKET = "CAST(date_trunc(:g, CAST(day AS timestamp)) AS date)"
 IN_WINDOW = "community_id = :c AND tz = :tz AND day >= :first AND day <= :last"
 
 
+def day_bucket(granularity: str) -> str:
+    """DAY_BUCKET, or the day itself at day granularity (no date_trunc per row)."""
+    return "day" if granularity == "day" else DAY_BUCKET
+
+
 def months_and_days(select: str, where: str) -> str:
     """Rows of a table kept per month and per day (`period`, `start`) that cover :first..:last
     once: the whole months [:m1, :m2) (window.whole_months) and the days before and after them.
@@ -25,6 +30,27 @@ def months_and_days(select: str, where: str) -> str:
               "period = 'day' AND start >= :first AND start < :m1",
               "period = 'day' AND start >= :m2 AND start <= :last")
     return " UNION ALL ".join(f"SELECT {select} WHERE {where} AND {r}" for r in ranges)
+
+
+def whole_months_and_days(select: str, rollup: str, where: str = "TRUE") -> str:
+    """Rows of `<rollup>_months` and `<rollup>_days` (same keys, `n`) that cover :first..:last
+    once: whole months [:m1, :m2) from the monthly rollup, the days before and after them from
+    the daily one. A year is 12 rows per key instead of 365."""
+    where = f"community_id = :c AND tz = :tz AND {where}"
+    return (f"SELECT {select} FROM {rollup}_months WHERE {where} AND month >= :m1 AND month < :m2"
+            f" UNION ALL SELECT {select} FROM {rollup}_days WHERE {where}"
+            " AND day >= :first AND day < :m1"
+            f" UNION ALL SELECT {select} FROM {rollup}_days WHERE {where}"
+            " AND day >= :m2 AND day <= :last")
+
+
+def before_window(select: str, rollup: str) -> str:
+    """Rows of `<rollup>_months` and `<rollup>_days` that cover every day before :first once:
+    the months before :m0 (the month :first falls in) and the days of :m0 before :first."""
+    where = "community_id = :c AND tz = :tz"
+    return (f"SELECT {select} FROM {rollup}_months WHERE {where} AND month < :m0"
+            f" UNION ALL SELECT {select} FROM {rollup}_days WHERE {where}"
+            " AND day >= :m0 AND day < :first")
 
 
 async def ensure_zone(engine: AsyncEngine, community: str, tz: str) -> None:
