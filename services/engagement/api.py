@@ -21,7 +21,7 @@ from gatherly.web import (
 )
 from services.engagement import batch, views
 from services.engagement.batch import AddReaction, Outcome, RemoveReaction, View
-from services.engagement.batch_http import aware_moment, outcome_result, parse_batch
+from services.engagement.batch_http import aware_moment, batch_answer, parse_batch
 from services.engagement.deps import Handlers, Ingest, problem_of
 from services.engagement.handlers import ArchiveContent, DescribeContent, PublishContent
 from services.engagement.ingest import CountReactions, CountViews
@@ -211,19 +211,13 @@ async def remove_reaction(
 @router.post("/engagement/batch", response_class=JSONResponse)
 async def ingest_batch(
     community_id: CommunityPath, request: Request, community: Community, ingest: Ingest,
-) -> JSONResponse:
+) -> Response:
     """Up to 1,000 views and reactions in one transaction, answered per item. An invalid
     envelope (not JSON, no `items` list, over the limit) is refused whole: nothing written."""
     parsed = parse_batch(await request.body(), batch.MAX_ITEMS)
     facts = [item for item in parsed if not isinstance(item, dict)]
-    outcomes = iter(await ingest.ingest(community, facts) if facts else [])
-    results = [outcome_result(index, item if isinstance(item, dict) else next(outcomes))
-               for index, item in enumerate(parsed)]
-    # Built as plain JSON: a thousand results through FastAPI's generic encoder cost more
-    # than the transaction that recorded them.
-    return JSONResponse({"results": results,
-                         "recorded": sum(1 for r in results if r["recorded"]),
-                         "refused": sum(1 for r in results if r["status"] >= 400)})
+    outcomes = await ingest.ingest(community, facts) if facts else []
+    return Response(batch_answer(parsed, outcomes), media_type="application/json")
 
 
 def _only(outcomes: list[Outcome]) -> Outcome:
