@@ -1,7 +1,7 @@
 """Content read models: the items, their view totals, channel counters and reaction states.
 
-Written by the handlers in the command's transaction. The batch path writes each table with one
-set-based statement, whatever the number of items.
+Written by the handlers in the command's transaction; the batch path's reads and writes are in
+`batch_store`.
 """
 
 from __future__ import annotations
@@ -115,50 +115,6 @@ async def reaction_states(
         {"c": community_id, "ids": ids},
     )
     return {row.id: _reaction(row) for row in rows}
-
-
-async def save_reactions(
-    conn: AsyncConnection, community_id: str, reactions: list[Reaction]
-) -> None:
-    if not reactions:
-        return
-    await conn.execute(
-        text(
-            "INSERT INTO reactions (id, community_id, content_id, member_id, kind, channel,"
-            " active, at, version)"
-            " SELECT r.id, :c, r.content_id, r.member_id, r.kind, r.channel, r.active, r.at,"
-            " r.version FROM unnest(CAST(:ids AS uuid[]), CAST(:contents AS uuid[]),"
-            " CAST(:members AS uuid[]), CAST(:kinds AS text[]), CAST(:channels AS text[]),"
-            " CAST(:actives AS boolean[]), CAST(:ats AS timestamptz[]),"
-            " CAST(:versions AS int[]))"
-            " AS r(id, content_id, member_id, kind, channel, active, at, version)"
-            " ON CONFLICT (id) DO UPDATE SET active = excluded.active, at = excluded.at,"
-            " version = excluded.version"
-        ),
-        {
-            "c": community_id,
-            "ids": [r.id for r in reactions], "contents": [r.content_id for r in reactions],
-            "members": [r.member_id for r in reactions], "kinds": [r.kind for r in reactions],
-            "channels": [r.channel for r in reactions], "actives": [r.active for r in reactions],
-            "ats": [r.at for r in reactions], "versions": [r.version for r in reactions],
-        },
-    )
-
-
-async def add_views(conn: AsyncConnection, community_id: str, views: dict[str, int]) -> None:
-    if not views:
-        return
-    await conn.execute(
-        text(
-            "INSERT INTO content_view_totals (content_id, community_id, views)"
-            " SELECT v.content_id, :c, v.views"
-            " FROM unnest(CAST(:contents AS uuid[]), CAST(:views AS bigint[]))"
-            " AS v(content_id, views)"
-            " ON CONFLICT (content_id) DO UPDATE"
-            " SET views = content_view_totals.views + excluded.views"
-        ),
-        {"c": community_id, "contents": list(views), "views": list(views.values())},
-    )
 
 
 async def get_counter(conn: AsyncConnection, counter_id: str) -> CounterSnapshot | None:
