@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from gatherly.envelope import DomainEvent
 from services.engagement import activity
@@ -49,8 +50,10 @@ class RemoveReaction:
 Fact = View | AddReaction | RemoveReaction
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+# Outcomes and planned events are made once per item: named tuples, immutable like a frozen
+# dataclass at a third of the cost to build (a frozen dataclass sets each field through
+# object.__setattr__).
+class Outcome(NamedTuple):
     """What became of one item: its HTTP status (201 a new fact, 200 a removal or an add that
     was already so, 4xx refused) and whether an event was recorded."""
 
@@ -61,8 +64,7 @@ class Outcome:
     reaction: Reaction | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
+class Planned(NamedTuple):
     """An event decided for a stream at a version; the handler gives it an envelope."""
 
     stream_id: str

@@ -84,15 +84,15 @@ def _fact(item: Any, now: datetime) -> Fact | dict[str, Any]:
 
 
 def _fact_of(parsed: ViewItem | AddReactionItem | RemoveReactionItem, now: datetime) -> Fact:
+    # Positional: a frozen dataclass built from keywords costs half again as much, per item.
     if isinstance(parsed, ViewItem):
-        return View(content_id=str(parsed.content_id), viewed_at=parsed.viewed_at or now,
-                    count=parsed.count, channel=parsed.channel,
-                    member_id=optional_id(parsed.member_id))
+        return View(str(parsed.content_id), parsed.viewed_at or now, parsed.count,
+                    parsed.channel, optional_id(parsed.member_id))
     if isinstance(parsed, AddReactionItem):
-        return AddReaction(content_id=str(parsed.content_id), member_id=str(parsed.member_id),
-                           kind=parsed.kind, at=parsed.at or now, channel=parsed.channel)
-    return RemoveReaction(content_id=str(parsed.content_id), member_id=str(parsed.member_id),
-                          kind=parsed.kind, at=parsed.at or now)
+        return AddReaction(str(parsed.content_id), str(parsed.member_id), parsed.kind,
+                           parsed.at or now, parsed.channel)
+    return RemoveReaction(str(parsed.content_id), str(parsed.member_id), parsed.kind,
+                          parsed.at or now)
 
 
 def batch_answer(parsed: list[Fact | dict[str, Any]], outcomes: list[Outcome]) -> bytes:
