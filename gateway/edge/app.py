@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.edge import communities, errors, keys
+from gateway.edge.auth_entry import AUTH_PATH, AuthEntry
 from gateway.edge.forward_auth import ForwardAuth
 from gateway.edge.key_cache import KeyCache
 from gateway.edge.openapi import MergedDocument
@@ -56,6 +57,18 @@ class NamedRoute(Route):
         return match, ({**child_scope, "route": self} if match is not Match.NONE else child_scope)
 
 
+class EdgeApp(FastAPI):
+    """The edge app, with `/auth` answered before the middleware stack (`auth_entry`)."""
+
+    auth_entry: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.auth_entry is not None and scope["type"] == "http" and scope["path"] == AUTH_PATH:
+            await self.auth_entry(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.database, SCHEMA, pool_size=5)
 
@@ -64,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await engine.dispose()
 
-    app = FastAPI(
+    app = EdgeApp(
         title="Gatherly edge", version="1", lifespan=lifespan,
         docs_url=None, redoc_url=None, openapi_url=None,
     )
@@ -76,13 +89,15 @@ def create_app(settings: Settings) -> FastAPI:
     retention = timedelta(hours=settings.idempotency_retention_hours)
     app.add_middleware(Idempotency, store=IdempotencyStore(engine, retention))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    # Added last, so it runs first: RED like every service's, `/auth` answers (429s) included.
+    # Added last, so it runs first: RED like every service's (`/auth` counts in `AuthEntry`).
     app.add_middleware(HttpMetrics)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
-    # First in the routing table: the route every gateway request goes through.
+    # The route every gateway request goes through: answered ahead of the stack.
     auth = ForwardAuth(admin_key, app.state.keys, RateLimiter())
-    app.router.routes.insert(0, NamedRoute("/auth", auth, include_in_schema=False))
+    app.auth_entry = AuthEntry(auth)
+    # Still routed, for a caller that builds the stack itself (bench.edge_auth_metrics).
+    app.router.routes.insert(0, NamedRoute(AUTH_PATH, auth, include_in_schema=False))
     app.include_router(communities.router)
     app.include_router(keys.router)
     app.include_router(errors.router)

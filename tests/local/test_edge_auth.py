@@ -120,3 +120,28 @@ async def test_operator_is_let_through_without_settings_when_communities_cannot_
     assert response.status_code == 200
     assert "x-gatherly-community-time-zone" not in response.headers
     assert "x-gatherly-community-feedback-sla-hours" not in response.headers
+
+
+async def test_a_fault_in_auth_answers_500_problem_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`/auth` is answered ahead of the app's middleware stack: a bug still gets a problem
+    answer, never a dropped connection, and the RED metrics still count it under `/auth`."""
+    from gatherly.metrics import HTTP_REQUESTS
+
+    app = create_app(Settings(admin_key=KEY, postgres_port=free_port()))
+
+    async def broken(key_id: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.state.keys, "get", broken)
+    counted = HTTP_REQUESTS.labels("GET", "/auth", "500")
+    before = counted._value.get()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://edge") as client:
+        response = await client.get("/auth", headers=auth_headers(
+            "/v1/communities/c1/members", key="gk_live_0123456789abcdef_" + "s" * 40))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 500
+    assert counted._value.get() == before + 1
