@@ -32,6 +32,14 @@ CONTENT_VIEWS = f"""
     WHERE community_id = :c AND as_of >= :start AND as_of < :end
 """
 
+# One round trip: views per period and channel (`content_id` NULL), then the most viewed
+# content items (a UNION keeps no order: Python sorts them again, most viewed first, then id).
+VIEWS_AND_TOP = (
+    "SELECT b, channel, CAST(NULL AS text) AS content_id, sum(n) AS n FROM ({views}) v"
+    " GROUP BY 1, 2 UNION ALL (SELECT NULL, NULL, content_id, sum(n) FROM ("
+    + CONTENT_VIEWS + ") t GROUP BY 3 ORDER BY 4 DESC, 3 LIMIT :limit)"
+)
+
 # A platform's anonymous count: only each (content, counter, kind)'s latest snapshot is kept, and
 # it counts at its `as_of`. It has no member and no moment of reacting, so it is not in `_speed`.
 COUNTED_REACTIONS = f"""
@@ -51,6 +59,17 @@ REACTIONS = (
 )
 ADDED = f"SELECT sum(n) FROM ({whole_months_and_days('n', 'reaction', 'added')}) a"
 COUNTED_SPLITS = "GROUP BY GROUPING SETS ((b), (channel), (kind))"
+VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
+               " SELECT total FROM view_counters WHERE community_id = :c AND as_of >= :start"
+               " AND as_of < :end) v")
+# One statement, one round trip: members' own reactions (`own`), platforms' counts (`counted`,
+# per period, channel or kind) and the window's views (`views`, one row).
+REACTION_COUNTS = (
+    "SELECT 'own' AS src, b, channel, kind, added, n FROM (" + REACTIONS + ") o UNION ALL"
+    " SELECT 'counted', b, channel, kind, NULL, n FROM (SELECT b, channel, kind, sum(n) AS n"
+    f" FROM ({COUNTED_REACTIONS}) c {COUNTED_SPLITS}) s UNION ALL"
+    f" SELECT 'views', NULL, NULL, NULL, NULL, ({VIEWS_TOTAL})"
+)
 
 
 async def views_kpi(
@@ -61,35 +80,25 @@ async def views_kpi(
     per_channel: dict[str, int] = defaultdict(int)
     views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW,
                          as_of=bucket("as_of"))
-    rows = await conn.execute(
-        text(f"SELECT b, channel, sum(n) AS n FROM ({views}) v GROUP BY 1, 2"), params
-    )
-    for r in rows:
-        per_period[r.b.isoformat()] += int(r.n)
-        per_channel[r.channel] += int(r.n)
-    top = [] if limit == 0 else await conn.execute(
-        text(
-            f"SELECT content_id, sum(n) AS n FROM ({CONTENT_VIEWS}) v GROUP BY 1"
-            " ORDER BY 2 DESC, 1 LIMIT :limit"
-        ),
-        {**params, "limit": limit},
-    )
+    top: list[tuple[int, str]] = []
+    for b, channel, content_id, n in await conn.execute(text(VIEWS_AND_TOP.format(views=views)),
+                                                        {**params, "limit": limit}):
+        if content_id is None:
+            per_period[b.isoformat()] += int(n)
+            per_channel[channel] += int(n)
+        else:
+            top.append((-int(n), content_id))
     return {
         "total": sum(per_channel.values()),
         "periods": [{"start": s.isoformat(), "views": per_period.get(s.isoformat(), 0)}
                     for s in w.buckets()],
         "channels": dict(sorted(per_channel.items())),
-        "content": [{"content_id": r.content_id, "views": int(r.n)} for r in top],
+        "content": [{"content_id": content_id, "views": -n} for n, content_id in sorted(top)],
     }
 
 
 async def views_total(conn: AsyncConnection, community: str, w: Window) -> int:
-    total = await conn.scalar(
-        text(f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
-             " SELECT total FROM view_counters WHERE community_id = :c AND as_of >= :start"
-             " AND as_of < :end) v"),
-        {"c": community, **w.params()},
-    )
+    total = await conn.scalar(text(VIEWS_TOTAL), {"c": community, **w.params()})
     return int(total or 0)
 
 
@@ -112,17 +121,15 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
     params = {"c": community, **w.params()}
     # Postgres sums per period, per channel and per kind: a year of days by channel and kind
     # is ~13k rows Python would spend longer on than the database does.
-    rows: list[Any] = list((await conn.execute(
-        text(REACTIONS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW)), params,
-    )).all())
-    snapshots: list[Any] = list((await conn.execute(
-        text(f"SELECT b, channel, kind, sum(n) AS n FROM ({COUNTED_REACTIONS}) c {COUNTED_SPLITS}"),
-        params,
-    )).all())
+    found: dict[str, list[Any]] = {"own": [], "counted": [], "views": []}
+    for r in await conn.execute(text(REACTION_COUNTS.format(
+            bucket=day_bucket(w.granularity), in_window=IN_WINDOW)), params):
+        found[r.src].append(r)
+    rows, snapshots = found["own"], found["counted"]
     added = sum(int(r.n) for r in rows if r.kind is not None and r.added)
     removed = sum(int(r.n) for r in rows if r.kind is not None and not r.added)
     counted = sum(int(r.n) for r in snapshots if r.kind is not None)
-    views = await views_total(conn, community, w)
+    views = int(found["views"][0].n or 0)
     return {
         "added": added, "removed": removed, "net": added - removed, "counted": counted,
         "total": added - removed + counted,

@@ -36,12 +36,19 @@ DELAY_BINS = (
 )
 
 
+# One round trip: the first reactions' row (`bin` NULL), then the window's delay bins.
+SPEED = (
+    "SELECT NULL AS bin, NULL AS n, published, reacted, f50, f90 FROM (" + FIRSTS + ") f"
+    " UNION ALL SELECT bin, n, NULL, NULL, NULL, NULL FROM (" + DELAY_BINS + ") d"
+)
+
+
 async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    params = {"c": community, **w.params()}
-    firsts = await first_reactions(conn, params)
     m1, m2 = whole_months(w.first, w.last)
-    bins = [(int(r.bin), int(r.n)) for r in
-            await conn.execute(text(DELAY_BINS), {**params, "m1": m1, "m2": m2})]
+    rows = list(await conn.execute(text(SPEED), {"c": community, **w.params(), "m1": m1,
+                                                 "m2": m2}))
+    firsts = next(_firsts(r) for r in rows if r.bin is None)
+    bins = sorted((int(r.bin), int(r.n)) for r in rows if r.bin is not None)
     return {
         "content_published": firsts["published"], "content_reacted": firsts["reacted"],
         "first_reaction_seconds": {"median": firsts["median"], "p90": firsts["p90"]},
@@ -52,7 +59,10 @@ async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[st
 async def first_reactions(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
     """Content published in the window (`params`: the window's), how many got a reaction, and
     the exact median and p90 of the time to their first one."""
-    row = (await conn.execute(text(FIRSTS), params)).one()
+    return _firsts((await conn.execute(text(FIRSTS), params)).one())
+
+
+def _firsts(row: Any) -> dict[str, Any]:
     return {"published": int(row.published), "reacted": int(row.reacted),
             "median": _f(row.f50), "p90": _f(row.f90)}
 
