@@ -9,6 +9,7 @@ later, so a reader that advances along it never skips an event.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError
 from pydantic_core import to_json
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -96,6 +97,16 @@ _COPY_COLUMNS = ["id", "stream_id", "community_id", "type", "version", "occurred
 # statement to plan with thousands of array elements); for a handful it would cost an extra
 # round trip (the NOTIFY goes alone).
 COPY_FROM = 100
+
+
+@functools.lru_cache(maxsize=64)
+def _if_written(writes: str) -> TextClause:
+    """`append_if_written`'s statement, parsed once per caller's `writes` (constant SQL): parsing
+    a text's bind names anew cost about a tenth of a join's CPU."""
+    return text(
+        f"WITH {writes}, {_APPENDED.format(only_if='EXISTS (SELECT FROM written)')}"
+        " SELECT EXISTS (SELECT FROM written), pg_notify(:wake_channel, '')"
+    )
 
 
 class EventStore:
@@ -178,12 +189,8 @@ class EventStore:
         contracts are checked first, as for every append; True when the events went in."""
         for envelope in envelopes:
             contracts.validate(envelope.type, envelope.data)
-        statement = text(
-            f"WITH {writes}, {_APPENDED.format(only_if='EXISTS (SELECT FROM written)')}"
-            " SELECT EXISTS (SELECT FROM written), pg_notify(:wake_channel, '')"
-        )
         try:
-            result = await conn.execute(statement, {**params, **self._params(envelopes)})
+            result = await conn.execute(_if_written(writes), {**params, **self._params(envelopes)})
         except IntegrityError as error:
             first = envelopes[0]
             raise ConcurrencyConflict(first.subject, first.sequence - 1) from error
