@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.speed import first_reactions, speed_kpi
+from services.kpi.queries.speed import FIRSTS, as_float, speed_kpi
 from services.kpi.queries.window import Window, bucket, ratio
 from services.kpi.queries.zones import IN_WINDOW, day_bucket, whole_months_and_days
 
@@ -62,6 +62,12 @@ COUNTED_SPLITS = "GROUP BY GROUPING SETS ((b), (channel), (kind))"
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
                " SELECT total FROM view_counters WHERE community_id = :c AND as_of >= :start"
                " AND as_of < :end) v")
+# The summary's, in one round trip: added, counted, and the first reactions' quantiles.
+REACTION_TOTALS = (
+    f"SELECT ({ADDED}) AS added, (SELECT sum(total) FROM reaction_counters"
+    " WHERE community_id = :c AND as_of >= :start AND as_of < :end) AS counted, f.f50"
+    f" FROM ({FIRSTS}) f"
+)
 # One statement, one round trip: members' own reactions (`own`), platforms' counts (`counted`,
 # per period, channel or kind) and the window's views (`views`, one row).
 REACTION_COUNTS = (
@@ -106,15 +112,10 @@ async def reactions_totals(
     conn: AsyncConnection, community: str, w: Window, views: int
 ) -> dict[str, Any]:
     """The summary's numbers alone: added, reactions per view, median time to first reaction."""
-    params = {"c": community, **w.params()}
-    added = await conn.scalar(text(ADDED), params)
-    counted = await conn.scalar(
-        text("SELECT sum(total) FROM reaction_counters WHERE community_id = :c"
-             " AND as_of >= :start AND as_of < :end"), params)
-    firsts = await first_reactions(conn, params)
-    return {"added": int(added or 0),
-            "per_view": ratio(int(added or 0) + int(counted or 0), views),
-            "first_reaction_median_seconds": firsts["median"]}
+    row = (await conn.execute(text(REACTION_TOTALS), {"c": community, **w.params()})).one()
+    added = int(row.added or 0)
+    return {"added": added, "per_view": ratio(added + int(row.counted or 0), views),
+            "first_reaction_median_seconds": as_float(row.f50)}
 
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:

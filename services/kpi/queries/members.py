@@ -33,19 +33,26 @@ CHANNELS = (
     + before_window("channel, kind, n", "member")
     + ") o GROUP BY 1, 3"
 )
+# One round trip: the channels' rows, then the periods' (`channel` NULL).
+CHANNELS_AND_PERIODS = (
+    "SELECT channel, before, kind, n, NULL AS b, NULL AS joined, NULL AS rejoined, NULL AS left_"
+    " FROM (" + CHANNELS + ") c UNION ALL SELECT NULL, NULL, NULL, NULL, p.* FROM ("
+    + PERIODS + ") p"
+)
 
 
 async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """Postgres sums the rollups per period and per channel (Python would spend more time on a
     year of days per channel than the database does)."""
-    params = {"c": community, **w.params()}
-    overall = {b: {"joined": int(joined), "rejoined": int(rejoined), "left": int(left)}
-               for b, joined, rejoined, left in await conn.execute(text(PERIODS.format(
-                   bucket=day_bucket(w.granularity), in_window=IN_WINDOW)), params)}
+    overall: dict[date, dict[str, int]] = {}
     moved: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     opening: dict[str, int] = defaultdict(int)
-    for channel, before, kind, n in await conn.execute(text(CHANNELS), params):
-        if before:
+    sql = CHANNELS_AND_PERIODS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW)
+    for channel, before, kind, n, b, joined, rejoined, left in await conn.execute(
+            text(sql), {"c": community, **w.params()}):
+        if channel is None:
+            overall[b] = {"joined": int(joined), "rejoined": int(rejoined), "left": int(left)}
+        elif before:
             opening[channel] += -int(n) if kind == "left" else int(n)
         else:
             moved[channel][kind] = int(n)

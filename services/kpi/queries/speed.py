@@ -56,15 +56,11 @@ async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[st
     }
 
 
-async def first_reactions(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
-    """Content published in the window (`params`: the window's), how many got a reaction, and
-    the exact median and p90 of the time to their first one."""
-    return _firsts((await conn.execute(text(FIRSTS), params)).one())
-
-
 def _firsts(row: Any) -> dict[str, Any]:
+    """Content published in the window, how many got a reaction, and the exact median and p90
+    of the time to their first one."""
     return {"published": int(row.published), "reacted": int(row.reacted),
-            "median": _f(row.f50), "p90": _f(row.f90)}
+            "median": as_float(row.f50), "p90": as_float(row.f90)}
 
 
 def representative(bin_: int) -> float:
@@ -94,5 +90,5 @@ def _at(bins: list[tuple[int, int]], rank: int) -> float:
     raise IndexError(rank)
 
 
-def _f(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     return None if value is None else float(value)
