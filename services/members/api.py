@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -14,6 +15,7 @@ from gatherly.web import (
     Community,
     CommunityPath,
     Problem,
+    community_scope,
     decode_cursor,
     encode_cursor,
     parse_if_match,
@@ -71,6 +73,26 @@ IfMatch = Annotated[str | None, Header()]
 Role = Annotated[str, Path(description=f"one of {', '.join(ROLES)}")]
 
 
+@dataclass(frozen=True, slots=True)
+class Joining:
+    community: str
+    members: MemberHandlers
+    custom_channels: frozenset[str] | None
+
+
+async def joining(request: Request, community_id: CommunityPath) -> Joining:
+    """The join's community scope, handlers and custom channels in one dependency, by the same
+    rules (`community_scope`, `community_channels`). The join is the hottest route, and FastAPI
+    spent more on solving four dependencies and their three declared headers (~15% of the
+    route's CPU) than the checks cost."""
+    headers = request.headers
+    community = await community_scope(
+        community_id, headers.get("x-gatherly-community"), headers.get("x-gatherly-scopes")
+    )
+    channels = await community_channels(headers.get("x-gatherly-community-channels"))
+    return Joining(community, request.app.state.handlers, channels)
+
+
 def answer(view: MemberView, response: Response) -> MemberPublic:
     response.headers["ETag"] = f'"{view.member.version}"'
     return public(view)
@@ -78,24 +100,28 @@ def answer(view: MemberView, response: Response) -> MemberPublic:
 
 @router.post("", status_code=201, response_model=MemberPublic)
 async def record_join(
-    community_id: CommunityPath, body: MemberJoin, response: Response, community: Community,
-    members: Handlers, custom_channels: CustomChannels,
-) -> MemberPublic:
+    body: MemberJoin, context: Annotated[Joining, Depends(joining)]
+) -> Response:
     """Record a join; a known (channel, external_ref) answers 200 with that member instead."""
-    view, created = await members.join(
+    view, created = await context.members.join(
         JoinMember(
-            community_id=community,
+            community_id=context.community,
             channel=body.channel,
             joined_at=body.joined_at or utc_now(),
             invited_by=str(body.invited_by) if body.invited_by else None,
             external_ref=body.external_ref,
             profile=body.profile(),
-            custom_channels=custom_channels,
+            custom_channels=context.custom_channels,
         )
     )
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = f"/v1/communities/{community}/members/{view.member.id}"
-    return answer(view, response)
+    # The body serialised once, by the model it is documented with: returned as a model,
+    # FastAPI would validate it against `response_model` again first.
+    return Response(
+        public(view).model_dump_json(), status_code=201 if created else 200,
+        media_type="application/json",
+        headers={"ETag": f'"{view.member.version}"',
+                 "Location": f"/v1/communities/{context.community}/members/{view.member.id}"},
+    )
 
 
 @router.post("/{member_id}/leave", response_model=MemberPublic)
