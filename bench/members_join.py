@@ -7,6 +7,9 @@ Two modes:
   bare FastAPI app under uvicorn (a POST route that validates a similar body and does nothing
   else), both driven over loopback by the same aiohttp load generator, `CONCURRENCY` requests in
   flight for `SECONDS` each (bench.gateway_throughput's `rate`).
+- `cpu`: where a join's CPU goes across the system: joins through the gateway as in `gateway`,
+  with the CPU time of every process of `gatherly up` (Traefik, edge, members, relays,
+  projectors, NATS, Postgres backends) read before and after, printed as ms per join.
 - `in-process`: the members app and the bare app through httpx's ASGI transport, one request at
   a time. This is latency: every join waits for its own commit (fsync), so it shows the cost of
   the request path and its round trips, not what the service sustains.
@@ -15,7 +18,7 @@ A join is the whole command: body validation → profile checks → the list and
 (whose unique index says whether the person is new) → `gatherly.member.joined` appended
 (contract check, NOTIFY) → commit.
 
-Run: `.venv/bin/python -m bench.members_join [gateway|in-process] [count]`
+Run: `.venv/bin/python -m bench.members_join [gateway|cpu|in-process] [count]`
 (default gateway; count is the in-process number of joins, default 2000).
 """
 
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import psutil
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -148,9 +152,62 @@ def gateway() -> None:
     print(f"  ratio                                    {through / bare_rate:7.2f}  (goal >= 0.5)")
 
 
+def _label(process: psutil.Process) -> str:
+    """A process of `gatherly up` by what it runs (`gatherly serve members`, `postgres`, …)."""
+    try:
+        argv = process.cmdline()
+    except psutil.Error:
+        return "gone"
+    if "gatherly.cli" in argv:
+        return " ".join(argv[argv.index("gatherly.cli") + 1:][:2])
+    return Path(argv[0]).name if argv else process.name()
+
+
+def _cpu_by_label(root: int) -> dict[str, float]:
+    """Seconds of CPU (user + system) so far, per label, over the tree under `root`."""
+    totals: dict[str, float] = {}
+    for process in psutil.Process(root).children(recursive=True):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue  # a process that ended meanwhile: its CPU is not counted
+        label = _label(process)
+        totals[label] = totals.get(label, 0.0) + times.user + times.system
+    return totals
+
+
+async def cpu_per_join(system: RunningSystem) -> tuple[int, dict[str, float]]:
+    community, secret = community_key(system)
+    path = f"/v1/communities/{community}/members"
+    assert system.process is not None
+    before = _cpu_by_label(system.process.pid)
+    started = time.perf_counter()
+    per_second = await rate(joins(system.gateway + path, {"Authorization": f"Bearer {secret}"}),
+                            201)
+    done = round(per_second * (time.perf_counter() - started))
+    after = _cpu_by_label(system.process.pid)
+    return done, {label: after[label] - before.get(label, 0.0) for label in after}
+
+
+def cpu() -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="gatherly-bench-") as data_dir,
+        RunningSystem(Path(data_dir)) as system,
+    ):
+        done, spent = asyncio.run(cpu_per_join(system))
+    print(f"CPU per join under `gatherly up`, {done} joins through the gateway"
+          f" ({CONCURRENCY} in flight; load generator not counted)")
+    for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        if seconds > 0:
+            print(f"  {label:32} {seconds / done * 1000:6.2f} ms")
+    print(f"  {'all':32} {sum(spent.values()) / done * 1000:6.2f} ms")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "gateway"
-    if mode == "in-process":
+    if mode == "cpu":
+        cpu()
+    elif mode == "in-process":
         asyncio.run(in_process(int(sys.argv[2]) if len(sys.argv) > 2 else 2000))
     else:
         gateway()
