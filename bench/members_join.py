@@ -160,7 +160,8 @@ def _label(process: psutil.Process) -> str:
         return "gone"
     if "gatherly.cli" in argv:
         return " ".join(argv[argv.index("gatherly.cli") + 1:][:2])
-    return Path(argv[0]).name if argv else process.name()
+    # Postgres backends retitle themselves ("postgres: user db host state"): one label.
+    return Path(argv[0].split(":")[0]).name if argv else process.name()
 
 
 def _cpu_by_label(root: int) -> dict[str, float]:
