@@ -8,8 +8,8 @@ fact table. Both add (`n = n + excluded.n`), and every rolled-up fact is insert-
 changes its day, channel or kind, so the rollup equals a `GROUP BY` over the facts at any moment:
 exact and independent of the order facts arrive in.
 
-Distinct members per period are not additive: `active_seen` keeps one row per (period, member)
-and `active_counts` counts only rows that were new.
+Distinct members per period are not additive: `active_seen` keeps each member's active days
+and facts/active.py derives the counts from pairs of consecutive days.
 
 Serialisation, per community: a backfill holds the community's advisory lock exclusively and
 the projection holds it shared (for every community in its batch) before it writes, so a batch
@@ -98,46 +98,13 @@ TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_g
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
 
 
-def _seen(source: str, zone_filter: str) -> str:
-    """CTEs: each (zone, period, member) a source row makes active, new ones only, their count
-    added to `active_counts` and their days to `active_gaps` (facts/active.py)."""
-    return (
-        "seen AS (INSERT INTO active_seen (community_id, tz, period, start, member_id)"
-        " SELECT DISTINCT s.community_id, z.tz, p.period,"
-        " CAST(date_trunc(p.period, s.at AT TIME ZONE z.tz) AS date), s.member_id"
-        f" FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id"
-        " CROSS JOIN unnest(CAST(:periods AS text[])) AS p(period)"
-        f" WHERE {zone_filter} ON CONFLICT DO NOTHING"
-        " RETURNING community_id, tz, period, start, member_id),"
-        " counted AS (INSERT INTO active_counts AS a (community_id, tz, period, start, n)"
-        " SELECT community_id, tz, period, start, count(*) FROM seen GROUP BY 1, 2, 3, 4"
-        " ON CONFLICT (community_id, tz, period, start) DO UPDATE SET n = a.n + excluded.n), "
-        + ", ".join(active.DELTA_CTES)
-    )
-
-
-# A new zone has no rows yet: plain sorted inserts, no conflict checks (much faster at scale).
-SEEN_BACKFILL = (
-    "INSERT INTO active_seen (community_id, tz, period, start, member_id)"
-    " SELECT DISTINCT :c, :tz, p.period,"
-    " CAST(date_trunc(p.period, s.at AT TIME ZONE :tz) AS date) AS start, s.member_id"
-    " FROM activity s CROSS JOIN unnest(CAST(:periods AS text[])) AS p(period)"
-    " WHERE s.community_id = :c ORDER BY 3, 4, 5"
-)
-COUNTS_BACKFILL = (
-    "INSERT INTO active_counts (community_id, tz, period, start, n)"
-    " SELECT community_id, tz, period, start, count(*) FROM active_seen"
-    " WHERE community_id = :c AND tz = :tz GROUP BY 1, 2, 3, 4"
-)
-
-
 def deltas(fact_table: str) -> list[str]:
     """CTEs adding the rows of CTE `ins` (the batch's inserted facts) to every rollup of
     `fact_table`, for every registered zone of their community (`:periods`: PERIODS)."""
     ctes = [f"d{i} AS ({r.sql('ins', 'TRUE')})"
             for i, r in enumerate(ROLLUPS) if r.source == fact_table]
     if fact_table == "activity":
-        ctes.append(_seen("ins", "TRUE"))
+        ctes += active.delta_ctes("ins")
     return ctes + speed.deltas(fact_table)
 
 
@@ -160,8 +127,9 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     zone = "z.community_id = :c AND z.tz = :tz AND s.community_id = :c"
     params = {"c": community, "tz": tz, "periods": list(PERIODS)}
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
-    statements += [("active_seen", SEEN_BACKFILL), ("active_counts", COUNTS_BACKFILL),
-                   ("active_gaps", active.BACKFILL), ("reaction_delays", speed.backfill_sql()),
+    statements += [("active_seen", active.SEEN_BACKFILL), ("active_gaps", active.BACKFILL),
+                   ("active_counts", active.COUNTS_BACKFILL),
+                   ("reaction_delays", speed.backfill_sql()),
                    *changing.backfill(zone).items(),
                    ("retention_months", retention.backfill_sql(zone))]
     statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
