@@ -32,33 +32,39 @@ CONTENT_VIEWS = f"""
     WHERE community_id = :c AND as_of >= :start AND as_of < :end
 """
 
-# One round trip: views per period and channel (`content_id` NULL), then the most viewed
-# content items (a UNION keeps no order: Python sorts them again, most viewed first, then id).
+# One round trip: views per period and per channel (`content_id` NULL; one of `b`, `channel`
+# NULL too), then the most viewed content items (a UNION keeps no order: Python sorts them
+# again, most viewed first, then id).
 VIEWS_AND_TOP = (
     "SELECT b, channel, CAST(NULL AS text) AS content_id, sum(n) AS n FROM ({views}) v"
-    " GROUP BY 1, 2 UNION ALL (SELECT NULL, NULL, content_id, sum(n) FROM ("
+    " GROUP BY GROUPING SETS ((b), (channel)) UNION ALL"
+    " (SELECT NULL, NULL, content_id, sum(n) FROM ("
     + CONTENT_VIEWS + ") t GROUP BY 3 ORDER BY 4 DESC, 3 LIMIT :limit)"
 )
 
 # A platform's anonymous count: only each (content, counter, kind)'s latest snapshot is kept, and
 # it counts at its `as_of`. It has no member and no moment of reacting, so it is not in `_speed`.
-COUNTED_REACTIONS = f"""
-    SELECT {bucket('as_of')} AS b, channel, kind, sum(total) AS n FROM reaction_counters
-    WHERE community_id = :c AND as_of >= :start AND as_of < :end GROUP BY 1, 2, 3
-"""
-
-
-# Each row is a period's, a channel's or a kind's sum (the other two columns are NULL): the
-# periods from the daily rollup, the channels and kinds from whole months and the days around.
-REACTIONS = (
-    "SELECT b, CAST(NULL AS text) AS channel, CAST(NULL AS text) AS kind, added, sum(n) AS n"
-    " FROM (SELECT {bucket} AS b, added, n FROM reaction_days WHERE {in_window}) r GROUP BY 1, 4"
-    " UNION ALL SELECT CAST(NULL AS date), channel, kind, added, sum(n) FROM ("
+COUNTED = ("SELECT {as_of} AS b, channel, kind, 'counted' AS part, total AS n"
+           " FROM reaction_counters WHERE community_id = :c AND as_of >= :start AND as_of < :end")
+PART = "CASE WHEN added THEN 'added' ELSE 'removed' END"
+SUMS = ", ".join(f"coalesce(sum(n) FILTER (WHERE part = '{part}'), 0) AS {part}"
+                 for part in ("added", "removed", "counted"))
+# One round trip, one row per period, per channel and per kind, added, removed and counted side
+# by side: members' own reactions per period from the daily rollup, per channel and kind from
+# whole months and the days around; platforms' counts from their snapshots; and a last row with
+# the window's views.
+REACTION_COUNTS = (
+    f"SELECT b, CAST(NULL AS text) AS channel, CAST(NULL AS text) AS kind, {SUMS},"
+    f" CAST(NULL AS numeric) AS views FROM (SELECT {{bucket}} AS b, {PART} AS part, n"
+    " FROM reaction_days WHERE {in_window} UNION ALL SELECT b, part, n FROM ({counted}) c) p"
+    f" GROUP BY 1 UNION ALL SELECT NULL, channel, kind, {SUMS}, NULL FROM ("
+    f"SELECT channel, kind, {PART} AS part, n FROM ("
     + whole_months_and_days("channel, kind, added, n", "reaction")
-    + ") m GROUP BY GROUPING SETS ((channel, added), (kind, added))"
+    + ") m UNION ALL SELECT channel, kind, part, n FROM ({counted}) c) s"
+    " GROUP BY GROUPING SETS ((channel), (kind))"
+    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, ({views_total})"
 )
 ADDED = f"SELECT sum(n) FROM ({whole_months_and_days('n', 'reaction', 'added')}) a"
-COUNTED_SPLITS = "GROUP BY GROUPING SETS ((b), (channel), (kind))"
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
                " SELECT total FROM view_counters WHERE community_id = :c AND as_of >= :start"
                " AND as_of < :end) v")
@@ -67,14 +73,6 @@ REACTION_TOTALS = (
     f"SELECT ({ADDED}) AS added, (SELECT sum(total) FROM reaction_counters"
     " WHERE community_id = :c AND as_of >= :start AND as_of < :end) AS counted, f.f50"
     f" FROM ({FIRSTS}) f"
-)
-# One statement, one round trip: members' own reactions (`own`), platforms' counts (`counted`,
-# per period, channel or kind) and the window's views (`views`, one row).
-REACTION_COUNTS = (
-    "SELECT 'own' AS src, b, channel, kind, added, n FROM (" + REACTIONS + ") o UNION ALL"
-    " SELECT 'counted', b, channel, kind, NULL, n FROM (SELECT b, channel, kind, sum(n) AS n"
-    f" FROM ({COUNTED_REACTIONS}) c {COUNTED_SPLITS}) s UNION ALL"
-    f" SELECT 'views', NULL, NULL, NULL, NULL, ({VIEWS_TOTAL})"
 )
 
 
@@ -85,15 +83,16 @@ async def views_kpi(
     per_period: dict[str, int] = defaultdict(int)
     per_channel: dict[str, int] = defaultdict(int)
     views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW,
-                         as_of=bucket("as_of"))
+                         as_of=bucket("as_of", w.granularity))
     top: list[tuple[int, str]] = []
     for b, channel, content_id, n in await conn.execute(text(VIEWS_AND_TOP.format(views=views)),
                                                         {**params, "limit": limit}):
-        if content_id is None:
-            per_period[b.isoformat()] += int(n)
-            per_channel[channel] += int(n)
-        else:
+        if content_id is not None:
             top.append((-int(n), content_id))
+        elif b is not None:
+            per_period[b.isoformat()] += int(n)
+        else:
+            per_channel[channel] += int(n)
     return {
         "total": sum(per_channel.values()),
         "periods": [{"start": s.isoformat(), "views": per_period.get(s.isoformat(), 0)}
@@ -119,49 +118,35 @@ async def reactions_totals(
 
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    params = {"c": community, **w.params()}
     # Postgres sums per period, per channel and per kind: a year of days by channel and kind
     # is ~13k rows Python would spend longer on than the database does.
-    found: dict[str, list[Any]] = {"own": [], "counted": [], "views": []}
-    for r in await conn.execute(text(REACTION_COUNTS.format(
-            bucket=day_bucket(w.granularity), in_window=IN_WINDOW)), params):
-        found[r.src].append(r)
-    rows, snapshots = found["own"], found["counted"]
-    added = sum(int(r.n) for r in rows if r.kind is not None and r.added)
-    removed = sum(int(r.n) for r in rows if r.kind is not None and not r.added)
-    counted = sum(int(r.n) for r in snapshots if r.kind is not None)
-    views = int(found["views"][0].n or 0)
+    sql = REACTION_COUNTS.format(
+        bucket=day_bucket(w.granularity), in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
+        counted=COUNTED.format(as_of=bucket("as_of", w.granularity)))
+    periods: dict[date, dict[str, int]] = {}
+    splits: dict[str, dict[str, dict[str, int]]] = {"channels": {}, "kinds": {}}
+    views = 0
+    for b, channel, kind, added, removed, counted, viewed in await conn.execute(
+            text(sql), {"c": community, **w.params()}):
+        counts = {"added": int(added or 0), "removed": int(removed or 0),
+                  "counted": int(counted or 0)}
+        if b is not None:
+            periods[b] = counts
+        elif channel is not None:
+            splits["channels"][channel] = counts
+        elif kind is not None:
+            splits["kinds"][kind] = counts
+        else:
+            views = int(viewed or 0)
+    added, removed, counted = (sum(c[k] for c in splits["kinds"].values())
+                               for k in ("added", "removed", "counted"))
+    none = {"added": 0, "removed": 0, "counted": 0}
     return {
         "added": added, "removed": removed, "net": added - removed, "counted": counted,
         "total": added - removed + counted,
         "per_view": ratio(added + counted, views),
-        "periods": _periods(w, rows, snapshots),
-        "channels": _split(rows, snapshots, "channel"),
-        "kinds": _split(rows, snapshots, "kind"),
+        "periods": [{"start": s.isoformat(), **periods.get(s, none)} for s in w.buckets()],
+        "channels": dict(sorted(splits["channels"].items())),
+        "kinds": dict(sorted(splits["kinds"].items())),
         "speed": await speed_kpi(conn, community, w),
     }
-
-
-def _periods(w: Window, rows: list[Any], snapshots: list[Any]) -> list[dict[str, Any]]:
-    per: dict[date, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0,
-                                                          "counted": 0})
-    for r in rows:
-        if r.b is not None:
-            per[r.b]["added" if r.added else "removed"] += int(r.n)
-    for r in snapshots:
-        if r.b is not None:
-            per[r.b]["counted"] += int(r.n)
-    return [{"start": s.isoformat(), "added": per[s]["added"], "removed": per[s]["removed"],
-             "counted": per[s]["counted"]} for s in w.buckets()]
-
-
-def _split(rows: list[Any], snapshots: list[Any], attribute: str) -> dict[str, dict[str, int]]:
-    split: dict[str, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0,
-                                                            "counted": 0})
-    for r in rows:
-        if getattr(r, attribute) is not None:
-            split[getattr(r, attribute)]["added" if r.added else "removed"] += int(r.n)
-    for r in snapshots:
-        if getattr(r, attribute) is not None:
-            split[getattr(r, attribute)]["counted"] += int(r.n)
-    return dict(sorted(split.items()))

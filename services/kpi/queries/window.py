@@ -104,7 +104,10 @@ def whole_months(first: date, last: date) -> tuple[date, date]:
     return (m1, m2) if m1 < m2 else (last, last)
 
 
-def bucket(column: str) -> str:
+def bucket(column: str, granularity: Granularity | None = None) -> str:
+    """The period start of `column`; at day granularity just its local date (no date_trunc)."""
+    if granularity == "day":
+        return f"CAST({column} AT TIME ZONE :tz AS date)"
     return BUCKET_SQL.format(column=column)
 
 
