@@ -142,7 +142,7 @@ class _Recorder:
         self.community_id = community
         self.store = shared.store
         self.handlers = EngagementHandlers(engine, shared.store)
-        self.ingest = IngestHandlers(engine, shared.store, shared_transaction=True)
+        self.ingest = IngestHandlers(engine, shared.store)
 
     async def record(self, command: Command) -> dict[str, Any]:
         if isinstance(command, PublishContent):
