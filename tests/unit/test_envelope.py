@@ -32,7 +32,9 @@ def test_the_cloudevents_sdk_reads_it() -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", [b"not json", b"{}", b'{"specversion": "0.3"}', b'{"specversion": "1.0", "id": 1}']
+    "payload",
+    [b"not json", b"{}", b'{"specversion": "0.3"}', b'{"specversion": "1.0", "id": 1}',
+     b'["specversion", "1.0"]', b'"1.0"', b"\xff\xfe", b""],
 )
 def test_anything_else_is_malformed(payload: bytes) -> None:
     with pytest.raises(MalformedEnvelope):
