@@ -40,7 +40,8 @@ STORED = {
     "reaction_months": "SELECT month, channel, kind, added, n",
 }
 WINDOWS = ((date(2025, 2, 11), date(2025, 10, 20)), (date(2025, 5, 3), date(2025, 5, 17)),
-           (date(2024, 12, 20), date(2025, 1, 5)), (date(2025, 3, 1), date(2025, 6, 30)))
+           (date(2024, 12, 20), date(2025, 1, 5)), (date(2025, 3, 1), date(2025, 6, 30)),
+           (date(2024, 11, 1), date(2026, 1, 31)))
 GRANULARITIES: tuple[Granularity, ...] = ("day", "week")
 IN_WINDOW = "CAST({at} AT TIME ZONE :tz AS date) BETWEEN :first AND :last"
 SNAPSHOT_IN_WINDOW = "as_of >= :start AND as_of < :end"
@@ -59,6 +60,15 @@ FACTS = {
                  f" AND {IN_WINDOW.format(at='at')} GROUP BY 1, 2, 3 UNION ALL"
                  " SELECT channel, kind, 'counted', sum(total) FROM reaction_counters"
                  f" WHERE community_id = :c AND {SNAPSHOT_IN_WINDOW} GROUP BY 1, 2",
+    # Per period (the window's granularity), written apart: `date_trunc` in the zone.
+    "view_periods": "SELECT CAST(date_trunc(:g, t AT TIME ZONE :tz) AS date), sum(n) FROM ("
+                    "SELECT at AS t, count AS n FROM views WHERE community_id = :c"
+                    f" AND {IN_WINDOW.format(at='at')} UNION ALL SELECT as_of, total"
+                    f" FROM view_counters WHERE community_id = :c AND {SNAPSHOT_IN_WINDOW}) v"
+                    " GROUP BY 1",
+    "counted_periods": "SELECT CAST(date_trunc(:g, as_of AT TIME ZONE :tz) AS date), sum(total)"
+                       " FROM reaction_counters WHERE community_id = :c"
+                       f" AND {SNAPSHOT_IN_WINDOW} GROUP BY 1",
 }
 
 
@@ -104,6 +114,10 @@ async def assert_answers_match_the_facts(engine: AsyncEngine, w: Window) -> None
         assert channels.get(channel, {}).get("joins", 0) == counts["joined"] + counts["rejoined"]
     for channel, counts in splits["channels"].items():
         assert channels[channel]["reactions"] == counts["added"] + counts["counted"], where
+    assert {p["start"]: p["views"] for p in views["periods"] if p["views"]} == {
+        b.isoformat(): int(n) for b, n in facts["view_periods"]}, where
+    assert {p["start"]: p["counted"] for p in reactions["periods"] if p["counted"]} == {
+        b.isoformat(): int(n) for b, n in facts["counted_periods"]}, where
 
 
 async def test_month_rollups_and_the_answers_over_them_are_exact(settings: Settings) -> None:

@@ -83,7 +83,7 @@ async def views_kpi(
     per_period: dict[str, int] = defaultdict(int)
     per_channel: dict[str, int] = defaultdict(int)
     views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW,
-                         as_of=bucket("as_of", w.granularity))
+                         as_of=bucket("as_of", w))
     top: list[tuple[int, str]] = []
     for b, channel, content_id, n in await conn.execute(text(VIEWS_AND_TOP.format(views=views)),
                                                         {**params, "limit": limit}):
@@ -122,7 +122,7 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
     # is ~13k rows Python would spend longer on than the database does.
     sql = REACTION_COUNTS.format(
         bucket=day_bucket(w.granularity), in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
-        counted=COUNTED.format(as_of=bucket("as_of", w.granularity)))
+        counted=COUNTED.format(as_of=bucket("as_of", w)))
     periods: dict[date, dict[str, int]] = {}
     splits: dict[str, dict[str, dict[str, int]]] = {"channels": {}, "kinds": {}}
     views = 0
