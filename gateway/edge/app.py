@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.edge import communities, errors, keys
@@ -46,15 +45,6 @@ def service_documents(settings: Settings) -> dict[str, str]:
         for name, (_, port_field) in APPS.items()
         if name != "edge"
     }
-
-
-class NamedRoute(Route):
-    """A plain route that names itself in the scope as FastAPI's own routes do, so the RED
-    metrics count `/auth` under its path and not as unmatched."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        return match, ({**child_scope, "route": self} if match is not Match.NONE else child_scope)
 
 
 class EdgeApp(FastAPI):
@@ -96,8 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
     # The route every gateway request goes through: answered ahead of the stack.
     auth = ForwardAuth(admin_key, app.state.keys, RateLimiter())
     app.auth_entry = AuthEntry(auth)
-    # Still routed, for a caller that builds the stack itself (bench.edge_auth_metrics).
-    app.router.routes.insert(0, NamedRoute(AUTH_PATH, auth, include_in_schema=False))
     app.include_router(communities.router)
     app.include_router(keys.router)
     app.include_router(errors.router)
