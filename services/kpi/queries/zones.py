@@ -57,6 +57,8 @@ async def ensure_zone(engine: AsyncEngine, community: str, tz: str) -> None:
     """Checked on every question (one index lookup, no cache): a rebuild or a restore can never
     leave a stale "registered" behind."""
     async with engine.connect() as conn:
+        # One round trip: no BEGIN and ROLLBACK around a single read.
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         known = await conn.scalar(
             text("SELECT 1 FROM kpi_zones WHERE community_id = :c AND tz = :tz"),
             {"c": community, "tz": tz},
