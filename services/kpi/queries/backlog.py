@@ -20,34 +20,57 @@ from services.kpi.facts.backlog import WAIT_BIN, wait_bin
 from services.kpi.queries.window import Window, whole_months
 from services.kpi.queries.zones import months_and_days
 
-PAD = timedelta(hours=3)  # wider than any zone's daylight-saving shift: the index range
+PAD = timedelta(hours=3)  # wider than any zone's daylight-saving shift
 WAIT_BINS = (
     "SELECT d.bin, sum(d.n) AS n, min(s.bin) AS sla_bin FROM ("
     + months_and_days("bin, n FROM feedback_waits", "community_id = :c AND tz = :tz")
     + ") d CROSS JOIN (SELECT " + wait_bin("extract(epoch FROM CAST(:sla AS interval))")
     + " AS bin) s GROUP BY d.bin ORDER BY d.bin"
 )
-WAITS_IN = (
-    f"SELECT {WAIT_BIN} AS bin,"
-    " CAST(extract(epoch FROM answered_at - submitted_at) AS float8) AS s,"
-    " answered_at - submitted_at <= :sla AS within FROM feedback"
-    f" WHERE community_id = :c AND {WAIT_BIN} = ANY(:bins)"
-    " AND submitted_at IS NOT NULL AND answered_at IS NOT NULL"
-    " AND submitted_at >= :lo AND submitted_at < :hi"
-    " AND CAST(submitted_at AT TIME ZONE :tz AS date) BETWEEN :first AND :last"
+# Submitted on a local day of the window, as the rollup counts them; the zone's date is worked
+# out only for rows within PAD of the window's edges (it is most of the cost per row).
+_IN_WINDOW = (" AND submitted_at IS NOT NULL AND answered_at IS NOT NULL"
+              " AND submitted_at >= :lo AND submitted_at < :hi"
+              " AND (submitted_at >= :inner_lo AND submitted_at < :inner_hi"
+              " OR CAST(submitted_at AT TIME ZONE :tz AS date) BETWEEN :first AND :last)")
+# The waits at positions off .. off + cnt - 1 (wait order) of each bin, and how many of the
+# SLA's bin are within it: Postgres sorts one bin's rows, only the values travel.
+WAITS_AT = (
+    "SELECT k.key, k.off + row_number() OVER (PARTITION BY k.key, k.off ORDER BY x.s) - 1 AS pos,"
+    f" x.s AS value, (SELECT count(*) FROM feedback WHERE community_id = :c"
+    f" AND {WAIT_BIN} = :sla_bin{_IN_WINDOW} AND answered_at - submitted_at <= :sla) AS within"
+    " FROM unnest(CAST(:keys AS int[]), CAST(:offs AS int[]), CAST(:cnts AS int[]))"
+    " AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT"
+    " CAST(extract(epoch FROM answered_at - submitted_at) AS float8) AS s FROM feedback"
+    f" WHERE community_id = :c AND {WAIT_BIN} = k.key{_IN_WINDOW}"
+    " ORDER BY 1 OFFSET k.off LIMIT k.cnt) x"
 )
 OPEN_DAYS = (
     "SELECT submitted, sum(n) AS n FROM feedback_open WHERE community_id = :c AND tz = :tz"
     " AND resolved > :last AND submitted <= :last GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1"
 )
-OPEN_ON = (
-    "SELECT d.day, extract(epoch FROM CAST(:end AS timestamptz) - f.submitted_at) AS age"
-    " FROM unnest(CAST(:days AS date[])) AS d(day) JOIN feedback f ON f.community_id = :c"
-    " AND f.submitted_at >= CAST(d.day AS timestamp) AT TIME ZONE :tz - interval '3 hours'"
-    " AND f.submitted_at < CAST(d.day AS timestamp) AT TIME ZONE :tz + interval '27 hours'"
-    " AND CAST(f.submitted_at AT TIME ZONE :tz AS date) = d.day"
-    " AND coalesce(CAST(f.resolved_at AT TIME ZONE :tz AS date), date 'infinity') > :last"
-    " ORDER BY d.day, f.submitted_at"
+_OPEN_ON = (
+    "FROM feedback WHERE community_id = :c"
+    " AND submitted_at >= CAST(k.key AS timestamp) AT TIME ZONE :tz - interval '3 hours'"
+    " AND submitted_at < CAST(k.key AS timestamp) AT TIME ZONE :tz + interval '27 hours'"
+    " AND CAST(submitted_at AT TIME ZONE :tz AS date) = k.key"
+    " AND coalesce(CAST(resolved_at AT TIME ZONE :tz AS date), date 'infinity') > :last"
+)
+# The ages of the open feedback at positions off .. off + cnt - 1 (submission order) of a day.
+# The day's first and last open submission come first (an index probe each): when they are
+# one instant, so is every position between, and the day's rows are not read.
+OPEN_AT = (
+    "SELECT k.key, k.off + row_number() OVER (PARTITION BY k.key, k.off ORDER BY x.at) - 1 AS pos,"
+    " extract(epoch FROM CAST(:end AS timestamptz) - x.at) AS value"
+    " FROM unnest(CAST(:keys AS date[]), CAST(:offs AS int[]), CAST(:cnts AS int[]))"
+    f" AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT submitted_at AS at {_OPEN_ON}"
+    " ORDER BY submitted_at LIMIT 1) lo"
+    f" CROSS JOIN LATERAL (SELECT submitted_at AS at {_OPEN_ON}"
+    " ORDER BY submitted_at DESC LIMIT 1) hi"
+    " CROSS JOIN LATERAL (SELECT lo.at FROM generate_series(1, k.cnt) WHERE lo.at = hi.at"
+    f" UNION ALL (SELECT submitted_at {_OPEN_ON} AND lo.at < hi.at"
+    " AND submitted_at BETWEEN lo.at AND hi.at ORDER BY submitted_at OFFSET k.off LIMIT k.cnt)"
+    ") x"
 )
 Counts = list[tuple[Any, int]]  # (bin or day, rows in it), in order
 
@@ -64,20 +87,16 @@ async def waits(
     total = sum(n for _, n in bins)
     if not total:
         return {"answered": 0, "within_sla": 0, "median": None, "p90": None}
-    ranks = {rank for p in (0.5, 0.9) for rank in _ranks(p, total)}
     sla_bin = int(rows[0].sla_bin)
-    needed = {_locate(bins, rank)[0] for rank in ranks} | {sla_bin}
-    inside: dict[int, list[float]] = {b: [] for b in needed}
-    within = sum(n for b, n in bins if b < sla_bin)
-    for r in await conn.execute(text(WAITS_IN), {
-        **params, "bins": sorted(needed), "lo": w.start - PAD, "hi": w.end + PAD,
-    }):
-        inside[int(r.bin)].append(float(r.s))
-        within += int(r.bin == sla_bin and r.within)
-    values = {b: sorted(v) for b, v in inside.items()}
-    return {"answered": total, "within_sla": within,
-            "median": _quantile(0.5, total, lambda k: _value(bins, values, k)),
-            "p90": _quantile(0.9, total, lambda k: _value(bins, values, k))}
+    ranks = {k: _locate(bins, k) for p in (0.5, 0.9) for k in _ranks(p, total)}
+    found, within = await _pick(conn, WAITS_AT, set(ranks.values()), {
+        **params, "sla_bin": sla_bin, "lo": w.start - PAD, "hi": w.end + PAD,
+        "inner_lo": w.start + PAD, "inner_hi": w.end - PAD})
+    value = {k: found[at] for k, at in ranks.items()}
+    return {"answered": total,
+            "within_sla": sum(n for b, n in bins if b < sla_bin) + within,
+            "median": _quantile(0.5, total, value.__getitem__),
+            "p90": _quantile(0.9, total, value.__getitem__)}
 
 
 async def backlog(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
@@ -86,17 +105,36 @@ async def backlog(conn: AsyncConnection, community: str, w: Window) -> dict[str,
     params = {"c": community, **w.params()}
     days: Counts = [(r.submitted, int(r.n)) for r in await conn.execute(text(OPEN_DAYS), params)]
     total = sum(n for _, n in days)
+    if not total:
+        return {"open": 0, "median_age": None, "max_age": None}
     # Ages in ascending order are submissions in descending order: age rank k is position
-    # total - 1 - k among the submissions.
-    positions = {total - 1 - k for k in _ranks(0.5, total)} | ({0} if total else set())
-    needed = sorted({_locate(days, p)[0] for p in positions})
-    ages: dict[Any, list[float]] = {d: [] for d in needed}
-    for r in await conn.execute(text(OPEN_ON), {**params, "days": needed}):
-        ages[r.day].append(float(r.age))
+    # total - 1 - k among the submissions; the oldest is position 0.
+    at = {p: _locate(days, p) for p in {total - 1 - k for k in _ranks(0.5, total)} | {0}}
+    found, _ = await _pick(conn, OPEN_AT, set(at.values()), params)
+    age = {p: found[a] for p, a in at.items()}
     return {"open": total,
-            "median_age": _quantile(0.5, total,
-                                    lambda k: _value(days, ages, total - 1 - k)),
-            "max_age": _value(days, ages, 0) if total else None}
+            "median_age": _quantile(0.5, total, lambda k: age[total - 1 - k]),
+            "max_age": age[0]}
+
+
+async def _pick(
+    conn: AsyncConnection, sql: str, wanted: set[tuple[Any, int]], params: dict[str, Any]
+) -> tuple[dict[tuple[Any, int], float], int]:
+    """The values at the (bin or day, position) pairs `wanted`, one read per run of neighbouring
+    positions, and the statement's `within` (0 if none)."""
+    if not wanted:
+        return {}, 0
+    spans: list[tuple[Any, int, int]] = []  # (key, first position, count): neighbours merged
+    for key, pos in sorted(wanted):
+        if spans and spans[-1][0] == key and spans[-1][1] + spans[-1][2] == pos:
+            spans[-1] = (key, spans[-1][1], spans[-1][2] + 1)
+        else:
+            spans.append((key, pos, 1))
+    rows = list(await conn.execute(text(sql), {
+        **params, "keys": [k for k, _, _ in spans], "offs": [o for _, o, _ in spans],
+        "cnts": [n for _, _, n in spans]}))
+    return ({(r.key, int(r.pos)): float(r.value) for r in rows},
+            int(getattr(rows[0], "within", 0) or 0))
 
 
 def _ranks(p: float, total: int) -> Iterable[int]:
@@ -128,8 +166,3 @@ def _locate(counts: Counts, position: int) -> tuple[Any, int]:
             return key, position - seen
         seen += n
     raise IndexError(position)
-
-
-def _value(counts: Counts, rows: dict[Any, list[float]], position: int) -> float:
-    key, offset = _locate(counts, position)
-    return rows[key][offset]

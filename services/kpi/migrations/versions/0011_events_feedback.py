@@ -33,7 +33,7 @@ CREATE TABLE feedback_open (
     PRIMARY KEY (community_id, tz, resolved, submitted)
 );
 CREATE INDEX feedback_by_wait ON feedback (community_id, ({backlog.WAIT_BIN}), submitted_at)
-    WHERE submitted_at IS NOT NULL AND answered_at IS NOT NULL
+    INCLUDE (answered_at) WHERE submitted_at IS NOT NULL AND answered_at IS NOT NULL
 """
 
 
