@@ -17,8 +17,11 @@ from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
-PERIODS = (f"SELECT {DAY_BUCKET} AS b, kind, sum(n) AS n FROM feedback_days"
-           f" WHERE {IN_WINDOW} GROUP BY 1, 2")
+# One row per period, the kinds side by side (a year of days: 365 rows, not 1,095).
+PERIODS = (f"SELECT {DAY_BUCKET} AS b, "
+           + ", ".join(f"coalesce(sum(n) FILTER (WHERE kind = '{kind}'), 0) AS {kind}"
+                       for kind in COLUMNS)
+           + f" FROM feedback_days WHERE {IN_WINDOW} GROUP BY 1")
 SUBMITTED = (f"SELECT coalesce(sum(n), 0) FROM feedback_days WHERE {IN_WINDOW}"
              " AND kind = 'submitted'")
 
@@ -28,8 +31,9 @@ async def feedback_kpi(
 ) -> dict[str, Any]:
     params = {"c": community, **w.params()}
     periods: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-    for r in await conn.execute(text(PERIODS), params):
-        periods[r.b.isoformat()][r.kind] = int(r.n)
+    for b, submitted, answered, resolved in await conn.execute(text(PERIODS), params):
+        periods[b.isoformat()].update(submitted=int(submitted), answered=int(answered),
+                                      resolved=int(resolved))
     series = [{"start": s.isoformat(), **periods[s.isoformat()]} for s in w.buckets()]
     counts = {name: sum(p[name] for p in series) for name in COLUMNS}
     answers = await backlog.waits(conn, community, w, timedelta(hours=sla_hours))
