@@ -22,7 +22,7 @@ from services.kpi.queries.zones import months_and_days
 
 PAD = timedelta(hours=3)  # wider than any zone's daylight-saving shift
 WAIT_BINS = (
-    "SELECT d.bin, sum(d.n) AS n, min(s.bin) AS sla_bin FROM ("
+    "SELECT d.bin, CAST(sum(d.n) AS bigint) AS n, min(s.bin) AS sla_bin FROM ("
     + months_and_days("bin, n FROM feedback_waits", "community_id = :c AND tz = :tz")
     + ") d CROSS JOIN (SELECT " + wait_bin("extract(epoch FROM CAST(:sla AS interval))")
     + " AS bin) s GROUP BY d.bin ORDER BY d.bin"
@@ -46,7 +46,8 @@ WAITS_AT = (
     " ORDER BY 1 OFFSET k.off LIMIT k.cnt) x"
 )
 OPEN_DAYS = (
-    "SELECT submitted, sum(n) AS n FROM feedback_open WHERE community_id = :c AND tz = :tz"
+    "SELECT submitted, CAST(sum(n) AS bigint) AS n FROM feedback_open"
+    " WHERE community_id = :c AND tz = :tz"
     " AND resolved > :last AND submitted <= :last GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1"
 )
 _OPEN_ON = (

@@ -21,15 +21,18 @@ NO_SHOWS = ("ON r.community_id = e.community_id AND r.event_id = e.event_id"
             " AND e.starts_at >= :start AND e.starts_at < :end")
 
 # Per period from the daily rollups (new participants: `first_attendance_days`, members per
-# local day of their first attendance) and no-shows per finished event; one round trip.
+# local day of their first attendance) and no-shows per finished event; one round trip, the
+# sums as bigint (numeric would come back as Decimal, slower to decode).
 PERIODS = " UNION ALL ".join((
-    f"SELECT 'registered' AS k, {DAY_BUCKET} AS b, sum(n) AS n, 0 AS w FROM registration_days"
-    f" WHERE {IN_WINDOW} GROUP BY 2",
-    f"SELECT 'attended', {DAY_BUCKET}, sum(n), coalesce(sum(n) FILTER (WHERE walk_in), 0)"
+    f"SELECT 'registered' AS k, {DAY_BUCKET} AS b, CAST(sum(n) AS bigint) AS n, 0 AS w"
+    f" FROM registration_days WHERE {IN_WINDOW} GROUP BY 2",
+    f"SELECT 'attended', {DAY_BUCKET}, CAST(sum(n) AS bigint),"
+    " CAST(coalesce(sum(n) FILTER (WHERE walk_in), 0) AS bigint)"
     f" FROM attendance_days WHERE {IN_WINDOW} GROUP BY 2",
-    f"SELECT 'new', {DAY_BUCKET}, sum(n), 0 FROM first_attendance_days WHERE {IN_WINDOW}"
-    " GROUP BY 2",
-    f"SELECT 'no_shows', {bucket('e.starts_at')}, sum(r.registered - r.attended), 0"
+    f"SELECT 'new', {DAY_BUCKET}, CAST(sum(n) AS bigint), 0 FROM first_attendance_days"
+    f" WHERE {IN_WINDOW} GROUP BY 2",
+    f"SELECT 'no_shows', {bucket('e.starts_at')},"
+    " CAST(sum(r.registered - r.attended) AS bigint), 0"
     f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 2",
 ))
 # Per event: `event_participants` (attended, walk-ins, new) and `event_registrations`.

@@ -19,8 +19,8 @@ from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
 # One row per period, the kinds side by side (a year of days: 365 rows, not 1,095).
 PERIODS = (f"SELECT {DAY_BUCKET} AS b, "
-           + ", ".join(f"coalesce(sum(n) FILTER (WHERE kind = '{kind}'), 0) AS {kind}"
-                       for kind in COLUMNS)
+           + ", ".join(f"CAST(coalesce(sum(n) FILTER (WHERE kind = '{kind}'), 0) AS bigint)"
+                       f" AS {kind}" for kind in COLUMNS)
            + f" FROM feedback_days WHERE {IN_WINDOW} GROUP BY 1")
 SUBMITTED = (f"SELECT coalesce(sum(n), 0) FROM feedback_days WHERE {IN_WINDOW}"
              " AND kind = 'submitted'")
