@@ -96,7 +96,8 @@ def load_statements(members: int, facts: int) -> list[str]:
         f"""INSERT INTO feedback SELECT :c, 'f' || i, 'email', s, CASE WHEN i % 5 <> 0 THEN
             s + random() * interval '48 hours' END, CASE WHEN i % 3 <> 0 THEN
             s + interval '72 hours' END FROM generate_series(1, {feedback}) i,
-            LATERAL (SELECT {YEAR} + random() * interval '365 days' AS s) t""",
+            LATERAL (SELECT {YEAR} + (random() + 0 * i) * interval '365 days' AS s) t""",
+        # (`i` makes the LATERAL correlated: without it Postgres computed one moment for all.)
         f"""INSERT INTO activity SELECT DISTINCT :c, m, date_trunc('minute', at) FROM (
             SELECT {MEMBER.format(id='view_id')} AS m, at FROM views
             UNION ALL SELECT {MEMBER.format(id='reaction_id')}, at FROM reaction_facts
