@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.facts.speed import BIN_BASE, BIN_OFFSET
 from services.kpi.queries.window import Window, whole_months
-from services.kpi.queries.zones import months_and_days
+from services.kpi.queries.zones import whole_months_and_days
 
 # Both quantiles from one sort (an array of fractions): the delays are numeric, slow to sort.
 FIRSTS = """
@@ -31,7 +31,7 @@ FIRSTS = """
 """
 DELAY_BINS = (
     "SELECT bin, sum(n) AS n FROM ("
-    + months_and_days("bin, n FROM reaction_delays", "community_id = :c AND tz = :tz")
+    + whole_months_and_days("bin, n", "reaction_delay")
     + ") d GROUP BY bin ORDER BY bin"
 )
 
