@@ -92,7 +92,8 @@ ROLLUPS = (
            grain="month"),
 )
 TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
-          "reaction_delays", "content_first_reactions", "registration_days", "feedback_days",
+          "reaction_delay_days", "reaction_delay_months", "content_first_reactions",
+          "registration_days", "feedback_days",
           "retention_months", "role_holders")
 # Events and feedback (facts/participants.py, facts/backlog.py).
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
@@ -129,7 +130,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
     statements += [("active_seen", active.SEEN_BACKFILL), ("active_gaps", active.BACKFILL),
                    ("active_counts", active.COUNTS_BACKFILL),
-                   ("reaction_delays", speed.backfill_sql()),
+                   ("reaction_delays", speed.backfill_sql()),  # days and months
                    *changing.backfill(zone).items(),
                    ("retention_months", retention.backfill_sql(zone))]
     statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
