@@ -20,6 +20,13 @@ COMMUNITY = "oracle"  # the generated history's
 ZONES = ("UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Europe/Berlin")
 
 # Straight from the facts, written apart from services/kpi/facts/rollups.py on purpose.
+DELAYS = ("SELECT CAST(date_trunc('{p}', c.published_at AT TIME ZONE :tz) AS date),"
+          " CAST(sign(d) * CASE WHEN d = 0 THEN 0"
+          " ELSE floor(log(1.01, CAST(abs(d) AS numeric))) + 10000 END AS int),"
+          " count(*) FROM (SELECT c.published_at,"
+          " extract(epoch FROM r.at - c.published_at) AS d FROM content c"
+          " JOIN reaction_facts r USING (community_id, content_id)"
+          " WHERE c.community_id = :c AND r.added) c GROUP BY 1, 2")
 EXPECTED = {
     "member_days": "SELECT CAST(at AT TIME ZONE :tz AS date), channel, kind, count(*)"
                    " FROM member_changes WHERE community_id = :c GROUP BY 1, 2, 3",
@@ -33,15 +40,8 @@ EXPECTED = {
                      " count(DISTINCT member_id) FROM activity,"
                      " unnest(ARRAY['day', 'week', 'month']) p"
                      " WHERE community_id = :c GROUP BY 1, 2",
-    # Added reactions by (publication day or month, 1 % geometric delay bin, signed).
-    "reaction_delays": "SELECT p, CAST(date_trunc(p, c.published_at AT TIME ZONE :tz) AS date),"
-                       " CAST(sign(d) * CASE WHEN d = 0 THEN 0"
-                       " ELSE floor(log(1.01, CAST(abs(d) AS numeric))) + 10000 END AS int),"
-                       " count(*) FROM (SELECT c.published_at,"
-                       " extract(epoch FROM r.at - c.published_at) AS d FROM content c"
-                       " JOIN reaction_facts r USING (community_id, content_id)"
-                       " WHERE c.community_id = :c AND r.added) c,"
-                       " unnest(ARRAY['day', 'month']) p GROUP BY 1, 2, 3",
+    # Added reactions by (local day and month of publication, 1 % geometric delay bin, signed).
+    **{f"reaction_delay_{p}s": DELAYS.format(p=p) for p in ("day", "month")},
     "attendance_days": "SELECT CAST(checked_in_at AT TIME ZONE :tz AS date), channel, walk_in,"
                        " count(*) FROM attendances WHERE community_id = :c GROUP BY 1, 2, 3",
     "registration_days": "SELECT CAST(registered_at AT TIME ZONE :tz AS date), channel, count(*)"
@@ -65,7 +65,8 @@ STORED = {
     "content_view_days": "SELECT day, content_id, n",
     "reaction_days": "SELECT day, channel, kind, added, n",
     "active_counts": "SELECT period, start, n",
-    "reaction_delays": "SELECT period, start, bin, n",
+    "reaction_delay_days": "SELECT day, bin, n",
+    "reaction_delay_months": "SELECT month, bin, n",
     "active_gaps": "SELECT period, start, previous, n",
     "attendance_days": "SELECT day, channel, walk_in, n",
     "registration_days": "SELECT day, channel, n",
@@ -122,7 +123,8 @@ async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Sett
         await projecting
         await ensure_zone(engine, COMMUNITY, ZONES[-1])  # after every fact
         async with engine.connect() as conn:
-            for table in ("member_days", "reaction_delays", "active_gaps", "attendance_days",
+            for table in ("member_days", "reaction_delay_days", "reaction_delay_months",
+                          "active_gaps", "attendance_days",
                           "registration_days", "feedback_days"):
                 assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) > 0, table
         for tz in ZONES:
