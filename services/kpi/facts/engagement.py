@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gatherly.envelope import Envelope
 from services.kpi.facts import changing
 from services.kpi.facts.common import fact_time, insert_rows
+from services.kpi.facts.counters import REACTION_DELTAS, REACTION_KEYS, VIEW_DELTAS, VIEW_KEYS
 from services.kpi.facts.rollups import deltas
 
 REACTIONS = {"gatherly.reaction.added": True, "gatherly.reaction.removed": False}
@@ -95,6 +96,7 @@ async def _write_content(
         "ON CONFLICT (community_id, content_id, counter) DO UPDATE SET"
         " channel = excluded.channel, total = excluded.total, as_of = excluded.as_of"
         " WHERE (excluded.as_of, excluded.total) > (t.as_of, t.total)",
+        then=VIEW_DELTAS, keys=VIEW_KEYS,
     )
     await insert_rows(
         conn, "reaction_facts",
@@ -118,6 +120,7 @@ async def _write_reaction_counters(
         "ON CONFLICT (community_id, content_id, counter, kind) DO UPDATE SET"
         " channel = excluded.channel, total = excluded.total, as_of = excluded.as_of"
         " WHERE (excluded.as_of, excluded.total) > (t.as_of, t.total)",
+        then=REACTION_DELTAS, keys=REACTION_KEYS,
     )
 
 

@@ -13,16 +13,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.speed import FIRSTS, as_float, speed_kpi
-from services.kpi.queries.window import Window, bucket, ratio
+from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import IN_WINDOW, day_bucket, whole_months_and_days
 
-# Views come from the daily rollups; a counter snapshot counts at its `as_of` (only each
-# (content, counter)'s latest one is kept, few per content item: read from the table).
+# Views come from the daily rollups; a counter snapshot counts on the local day of its `as_of`
+# (only each (content, counter)'s latest one is kept: facts/counters.py rolls them up per day).
 VIEWS = """
     SELECT {bucket} AS b, channel, n FROM view_days WHERE {in_window}
     UNION ALL
-    SELECT {as_of}, channel, total FROM view_counters
-    WHERE community_id = :c AND as_of >= :start AND as_of < :end
+    SELECT {bucket}, channel, n FROM view_counter_days WHERE {in_window} AND snapshots > 0
 """
 # Whole months from `content_view_months`: a year is ~12 rows per content item, not ~365.
 CONTENT_VIEWS = f"""
@@ -43,9 +42,11 @@ VIEWS_AND_TOP = (
 )
 
 # A platform's anonymous count: only each (content, counter, kind)'s latest snapshot is kept, and
-# it counts at its `as_of`. It has no member and no moment of reacting, so it is not in `_speed`.
-COUNTED = ("SELECT {as_of} AS b, channel, kind, 'counted' AS part, total AS n"
-           " FROM reaction_counters WHERE community_id = :c AND as_of >= :start AND as_of < :end")
+# it counts on the local day of its `as_of` (rolled up per day: facts/counters.py; a day no
+# snapshot is on any more has 0 of them and adds no channel or kind). It has no
+# member and no moment of reacting, so it is not in the reaction speed.
+COUNTED = ("SELECT {bucket} AS b, channel, kind, 'counted' AS part, n"
+           " FROM reaction_counter_days WHERE {in_window} AND snapshots > 0")
 PART = "CASE WHEN added THEN 'added' ELSE 'removed' END"
 SUMS = ", ".join(f"coalesce(sum(n) FILTER (WHERE part = '{part}'), 0) AS {part}"
                  for part in ("added", "removed", "counted"))
@@ -66,12 +67,11 @@ REACTION_COUNTS = (
 )
 ADDED = f"SELECT sum(n) FROM ({whole_months_and_days('n', 'reaction', 'added')}) a"
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
-               " SELECT total FROM view_counters WHERE community_id = :c AND as_of >= :start"
-               " AND as_of < :end) v")
+               f" SELECT n FROM view_counter_days WHERE {IN_WINDOW}) v")
 # The summary's, in one round trip: added, counted, and the first reactions' quantiles.
 REACTION_TOTALS = (
-    f"SELECT ({ADDED}) AS added, (SELECT sum(total) FROM reaction_counters"
-    " WHERE community_id = :c AND as_of >= :start AND as_of < :end) AS counted, f.f50"
+    f"SELECT ({ADDED}) AS added, (SELECT sum(n) FROM reaction_counter_days"
+    f" WHERE {IN_WINDOW}) AS counted, f.f50"
     f" FROM ({FIRSTS}) f"
 )
 
@@ -82,8 +82,7 @@ async def views_kpi(
     params = {"c": community, **w.params()}
     per_period: dict[str, int] = defaultdict(int)
     per_channel: dict[str, int] = defaultdict(int)
-    views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW,
-                         as_of=bucket("as_of", w))
+    views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW)
     top: list[tuple[int, str]] = []
     for b, channel, content_id, n in await conn.execute(text(VIEWS_AND_TOP.format(views=views)),
                                                         {**params, "limit": limit}):
@@ -122,7 +121,7 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
     # is ~13k rows Python would spend longer on than the database does.
     sql = REACTION_COUNTS.format(
         bucket=day_bucket(w.granularity), in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
-        counted=COUNTED.format(as_of=bucket("as_of", w)))
+        counted=COUNTED.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW))
     periods: dict[date, dict[str, int]] = {}
     splits: dict[str, dict[str, dict[str, int]]] = {"channels": {}, "kinds": {}}
     views = 0
