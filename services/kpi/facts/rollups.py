@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts import active, backlog, changing, participants, retention, speed
+from services.kpi.facts import active, backlog, changing, counters, participants, retention, speed
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_g
           "retention_months", "role_holders")
 # Events and feedback (facts/participants.py, facts/backlog.py).
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
+TABLES += ("view_counter_days", "reaction_counter_days")  # facts/counters.py
 
 
 def deltas(fact_table: str) -> list[str]:
@@ -134,6 +135,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
                    *changing.backfill(zone).items(),
                    ("retention_months", retention.backfill_sql(zone))]
     statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
+    statements += counters.backfill(zone).items()
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
         started = time.perf_counter()
