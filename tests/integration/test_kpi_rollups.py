@@ -42,6 +42,12 @@ EXPECTED = {
                      " WHERE community_id = :c GROUP BY 1, 2",
     # Added reactions by (local day and month of publication, 1 % geometric delay bin, signed).
     **{f"reaction_delay_{p}s": DELAYS.format(p=p) for p in ("day", "month")},
+    # Counter snapshots (only each counter's latest is kept) by the local day of their as_of.
+    "view_counter_days": "SELECT CAST(as_of AT TIME ZONE :tz AS date), channel, sum(total),"
+                         " count(*) FROM view_counters WHERE community_id = :c GROUP BY 1, 2",
+    "reaction_counter_days": "SELECT CAST(as_of AT TIME ZONE :tz AS date), channel, kind,"
+                             " sum(total), count(*) FROM reaction_counters"
+                             " WHERE community_id = :c GROUP BY 1, 2, 3",
     "attendance_days": "SELECT CAST(checked_in_at AT TIME ZONE :tz AS date), channel, walk_in,"
                        " count(*) FROM attendances WHERE community_id = :c GROUP BY 1, 2, 3",
     "registration_days": "SELECT CAST(registered_at AT TIME ZONE :tz AS date), channel, count(*)"
@@ -69,6 +75,8 @@ STORED = {
     "reaction_delay_months": "SELECT month, bin, n",
     "active_gaps": "SELECT period, start, previous, n",
     "attendance_days": "SELECT day, channel, walk_in, n",
+    "view_counter_days": "SELECT day, channel, n, snapshots",
+    "reaction_counter_days": "SELECT day, channel, kind, n, snapshots",
     "registration_days": "SELECT day, channel, n",
     "feedback_days": "SELECT day, kind, channel, n",
 }
@@ -101,6 +109,8 @@ async def assert_rollups_match_the_facts(engine: AsyncEngine, tz: str) -> None:
         # A count a later fact took back keeps its row at 0 (facts/active.py, changing.py).
         kept = " AND n <> 0" if table in ("active_gaps", "registration_days",
                                           "feedback_days") else ""
+        if table.endswith("counter_days"):  # a day its snapshots left keeps a row of none
+            kept = " AND snapshots <> 0"
         stored = f"{STORED[table]} FROM {table} WHERE community_id = :c AND tz = :tz{kept}"
         assert await rows(engine, stored, tz) == await rows(engine, expected, tz), (table, tz)
 
@@ -125,7 +135,8 @@ async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Sett
         async with engine.connect() as conn:
             for table in ("member_days", "reaction_delay_days", "reaction_delay_months",
                           "active_gaps", "attendance_days",
-                          "registration_days", "feedback_days"):
+                          "registration_days", "feedback_days", "view_counter_days",
+                          "reaction_counter_days"):
                 assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) > 0, table
         for tz in ZONES:
             await assert_rollups_match_the_facts(engine, tz)
