@@ -51,13 +51,13 @@ PART = "CASE WHEN added THEN 'added' ELSE 'removed' END"
 SUMS = ", ".join(f"coalesce(sum(n) FILTER (WHERE part = '{part}'), 0) AS {part}"
                  for part in ("added", "removed", "counted"))
 # One round trip, one row per period, per channel and per kind, added, removed and counted side
-# by side: members' own reactions per period from the daily rollup, per channel and kind from
+# by side: members' own reactions per period from the daily totals, per channel and kind from
 # whole months and the days around; platforms' counts from their snapshots; and a last row with
 # the window's views.
 REACTION_COUNTS = (
     f"SELECT b, CAST(NULL AS text) AS channel, CAST(NULL AS text) AS kind, {SUMS},"
     f" CAST(NULL AS numeric) AS views FROM (SELECT {{bucket}} AS b, {PART} AS part, n"
-    " FROM reaction_days WHERE {in_window} UNION ALL SELECT b, part, n FROM ({counted}) c) p"
+    " FROM reaction_total_days WHERE {in_window} UNION ALL SELECT b, part, n FROM ({counted}) c) p"
     f" GROUP BY 1 UNION ALL SELECT NULL, channel, kind, {SUMS}, NULL FROM ("
     f"SELECT channel, kind, {PART} AS part, n FROM ("
     + whole_months_and_days("channel, kind, added, n", "reaction")

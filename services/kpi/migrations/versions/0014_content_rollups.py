@@ -4,7 +4,9 @@
   daily ones too (`reaction_delay_days`), keyed like the other rollups (facts/speed.py): a
   year's ~10,000 monthly rows were scattered among the daily ones, over ~1,500 heap pages;
 - platforms' counter snapshots rolled up per zone and local day (`view_counter_days`,
-  `reaction_counter_days`; facts/counters.py), filled here for the zones already registered.
+  `reaction_counter_days`; facts/counters.py), filled here for the zones already registered;
+- reactions added and removed per zone and local day alone (`reaction_total_days`, a rollup of
+  facts/rollups.py), filled from `reaction_days` for the zones already registered.
 
 Revision ID: kpi0014
 """
@@ -43,10 +45,19 @@ def upgrade() -> None:
         )
     for sql in counters.backfill("TRUE").values():
         op.execute(sql)
+    op.execute(
+        "CREATE TABLE reaction_total_days (community_id text NOT NULL, tz text NOT NULL,"
+        " day date NOT NULL, added boolean NOT NULL, n bigint NOT NULL,"
+        " PRIMARY KEY (community_id, tz, day, added))"
+    )
+    op.execute(
+        "INSERT INTO reaction_total_days SELECT community_id, tz, day, added, sum(n)"
+        " FROM reaction_days GROUP BY 1, 2, 3, 4"
+    )
 
 
 def downgrade() -> None:
-    for table in COUNTERS:
+    for table in ("reaction_total_days", *COUNTERS):
         op.execute(f"DROP TABLE {table}")
     op.execute(
         "CREATE TABLE reaction_delays (community_id text NOT NULL, tz text NOT NULL,"
