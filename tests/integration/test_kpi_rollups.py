@@ -36,6 +36,8 @@ EXPECTED = {
                          " FROM views WHERE community_id = :c GROUP BY 1, 2",
     "reaction_days": "SELECT CAST(at AT TIME ZONE :tz AS date), channel, kind, added, count(*)"
                      " FROM reaction_facts WHERE community_id = :c GROUP BY 1, 2, 3, 4",
+    "reaction_total_days": "SELECT CAST(at AT TIME ZONE :tz AS date), added, count(*)"
+                           " FROM reaction_facts WHERE community_id = :c GROUP BY 1, 2",
     "active_counts": "SELECT p, CAST(date_trunc(p, at AT TIME ZONE :tz) AS date),"
                      " count(DISTINCT member_id) FROM activity,"
                      " unnest(ARRAY['day', 'week', 'month']) p"
@@ -70,6 +72,7 @@ STORED = {
     "view_days": "SELECT day, channel, n",
     "content_view_days": "SELECT day, content_id, n",
     "reaction_days": "SELECT day, channel, kind, added, n",
+    "reaction_total_days": "SELECT day, added, n",
     "active_counts": "SELECT period, start, n",
     "reaction_delay_days": "SELECT day, bin, n",
     "reaction_delay_months": "SELECT month, bin, n",
