@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.facts.speed import BIN_BASE, BIN_OFFSET
-from services.kpi.queries.window import Window, whole_months
+from services.kpi.queries.window import Window
 from services.kpi.queries.zones import whole_months_and_days
 
 # Both quantiles from one sort (an array of fractions): the delays are numeric, slow to sort.
@@ -30,25 +30,25 @@ FIRSTS = """
     WHERE c.community_id = :c AND c.published_at >= :start AND c.published_at < :end) q
 """
 DELAY_BINS = (
-    "SELECT bin, sum(n) AS n FROM ("
+    "SELECT bin, CAST(sum(n) AS bigint) AS n FROM ("
     + whole_months_and_days("bin, n", "reaction_delay")
-    + ") d GROUP BY bin ORDER BY bin"
+    + ") d GROUP BY bin"
 )
 
 
-# One round trip: the first reactions' row (`bin` NULL), then the window's delay bins.
+# One round trip, one row: the first reactions, then the window's delay bins as two arrays in
+# bin order (~1,000 bins a year: as rows, reading them took Python longer than Postgres).
 SPEED = (
-    "SELECT NULL AS bin, NULL AS n, published, reacted, f50, f90 FROM (" + FIRSTS + ") f"
-    " UNION ALL SELECT bin, n, NULL, NULL, NULL, NULL FROM (" + DELAY_BINS + ") d"
+    "SELECT f.published, f.reacted, f.f50, f.f90, b.bins, b.ns FROM (" + FIRSTS + ") f,"
+    " (SELECT array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS ns FROM ("
+    + DELAY_BINS + ") d) b"
 )
 
 
 async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    m1, m2 = whole_months(w.first, w.last)
-    rows = list(await conn.execute(text(SPEED), {"c": community, **w.params(), "m1": m1,
-                                                 "m2": m2}))
-    firsts = next(_firsts(r) for r in rows if r.bin is None)
-    bins = sorted((int(r.bin), int(r.n)) for r in rows if r.bin is not None)
+    row = (await conn.execute(text(SPEED), {"c": community, **w.params()})).one()
+    firsts = _firsts(row)
+    bins = list(zip(row.bins or (), row.ns or (), strict=True))
     return {
         "content_published": firsts["published"], "content_reacted": firsts["reacted"],
         "first_reaction_seconds": {"median": firsts["median"], "p90": firsts["p90"]},
