@@ -80,7 +80,7 @@ async def views_kpi(
     conn: AsyncConnection, community: str, w: Window, limit: int = 100
 ) -> dict[str, Any]:
     params = {"c": community, **w.params()}
-    per_period: dict[str, int] = defaultdict(int)
+    per_period: dict[date, int] = defaultdict(int)
     per_channel: dict[str, int] = defaultdict(int)
     views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW)
     top: list[tuple[int, str]] = []
@@ -89,12 +89,12 @@ async def views_kpi(
         if content_id is not None:
             top.append((-int(n), content_id))
         elif b is not None:
-            per_period[b.isoformat()] += int(n)
+            per_period[b] += int(n)
         else:
             per_channel[channel] += int(n)
     return {
         "total": sum(per_channel.values()),
-        "periods": [{"start": s.isoformat(), "views": per_period.get(s.isoformat(), 0)}
+        "periods": [{"start": s.isoformat(), "views": per_period.get(s, 0)}
                     for s in w.buckets()],
         "channels": dict(sorted(per_channel.items())),
         "content": [{"content_id": content_id, "views": -n} for n, content_id in sorted(top)],
