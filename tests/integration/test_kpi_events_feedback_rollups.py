@@ -5,7 +5,6 @@ are exactly what `percentile_cont` over every feedback row gives."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,10 +17,9 @@ from services.kpi.facts import backlog as kept
 from services.kpi.facts import participants
 from services.kpi.queries import backlog
 from services.kpi.queries.window import Window
-from services.kpi.queries.zones import ensure_zone
 from tests.integration.test_kpi_oracle_history import generate
 from tests.integration.test_kpi_rollups import COMMUNITY, ZONES, rows
-from tests.integration.test_kpi_support import project, publish
+from tests.integration.test_kpi_support import project_while_zones_register, with_late_attendances
 
 # Each member's first attendance, straight from the attendances (not first_attendances).
 FIRSTS = ("SELECT DISTINCT ON (member_id) member_id, checked_in_at, event_id FROM attendances"
@@ -109,21 +107,10 @@ async def test_event_and_feedback_rollups_are_exact_whenever_the_zone_was_regist
     settings: Settings,
 ) -> None:
     history = generate(seed=5)
-    # The first 6,000 facts, and every fact of the first 20 events (attendances come late).
-    events = {f.subject for f in history if f.type == "gatherly.event.attended"}
-    events = set(sorted(events)[:20])
-    facts = [f for i, f in enumerate(history) if i < 6000 or f.subject in events]
-    small_batches = settings.model_copy(update={"projection_batch_size": 50})
+    facts = with_late_attendances(history)
     engine = create_engine(settings.database, "kpi", pool_size=2)
     try:
-        await ensure_zone(engine, COMMUNITY, ZONES[0])  # before any fact
-        await publish(settings, facts)
-        projecting = asyncio.create_task(project(small_batches, len(facts)))
-        for tz in ZONES[1:-1]:  # while batches are being written
-            await asyncio.sleep(0.3)
-            await ensure_zone(engine, COMMUNITY, tz)
-        await projecting
-        await ensure_zone(engine, COMMUNITY, ZONES[-1])  # after every fact
+        await project_while_zones_register(settings, engine, facts, ZONES)
         await _assert_all(engine)
         await _refill_as_the_migration_does(engine)
         await _assert_all(engine)

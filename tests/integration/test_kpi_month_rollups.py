@@ -5,7 +5,6 @@ cut months, lie inside one month, or cross a year."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import date
 from typing import Any
@@ -19,10 +18,9 @@ from services.kpi.queries.channels import channels_kpi
 from services.kpi.queries.content import reactions_kpi, views_kpi
 from services.kpi.queries.members import members_kpi, members_totals
 from services.kpi.queries.window import Granularity, Window
-from services.kpi.queries.zones import ensure_zone
 from tests.integration.test_kpi_oracle_history import generate
 from tests.integration.test_kpi_rollups import COMMUNITY, ZONES, rows
-from tests.integration.test_kpi_support import project, publish
+from tests.integration.test_kpi_support import project_while_zones_register
 
 LOCAL_MONTH = "CAST(date_trunc('month', {at} AT TIME ZONE :tz) AS date)"
 # Straight from the facts, written apart from services/kpi/facts/rollups.py on purpose.
@@ -123,17 +121,9 @@ async def assert_answers_match_the_facts(engine: AsyncEngine, w: Window) -> None
 async def test_month_rollups_and_the_answers_over_them_are_exact(settings: Settings) -> None:
     history = generate(seed=5)
     facts = history[:6000]
-    small_batches = settings.model_copy(update={"projection_batch_size": 50})
     engine = create_engine(settings.database, "kpi", pool_size=2)
     try:
-        await ensure_zone(engine, COMMUNITY, ZONES[0])  # before any fact
-        await publish(settings, facts)
-        projecting = asyncio.create_task(project(small_batches, len(facts)))
-        for tz in ZONES[1:-1]:  # while batches are being written
-            await asyncio.sleep(0.3)
-            await ensure_zone(engine, COMMUNITY, tz)
-        await projecting
-        await ensure_zone(engine, COMMUNITY, ZONES[-1])  # after every fact
+        await project_while_zones_register(settings, engine, facts, ZONES)
         for tz in ZONES:
             for table, expected in EXPECTED.items():
                 stored = f"{STORED[table]} FROM {table} WHERE community_id = :c AND tz = :tz"

@@ -5,7 +5,6 @@ projection kept."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -21,10 +20,15 @@ from gatherly.envelope import Envelope
 from gatherly.settings import Settings
 from services.kpi.facts.retention import backfill_sql
 from services.kpi.facts.roles import HOLDERS_FROM_FACTS
-from services.kpi.queries.zones import ensure_zone
 from tests.integration import test_kpi_oracle_beyond as oracle
 from tests.integration.test_kpi_oracle_history import generate
-from tests.integration.test_kpi_support import History, kpi_client, project, publish
+from tests.integration.test_kpi_support import (
+    History,
+    kpi_client,
+    project,
+    project_while_zones_register,
+    publish,
+)
 
 ZONES = ("UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Europe/Berlin")
 Counts = dict[tuple[date, date], tuple[int, int]]
@@ -95,17 +99,9 @@ async def test_the_counts_equal_a_recount_whenever_the_zone_was_registered(
     settings: Settings,
 ) -> None:
     facts = [f for f in generate(seed=3) if f.type.startswith("gatherly.member.")][:8000]
-    small_batches = settings.model_copy(update={"projection_batch_size": 50})
     engine = create_engine(settings.database, "kpi", pool_size=2)
     try:
-        await ensure_zone(engine, "oracle", ZONES[0])  # before any fact
-        await publish(settings, facts)
-        projecting = asyncio.create_task(project(small_batches, len(facts)))
-        for tz in ZONES[1:-1]:  # while batches are being written
-            await asyncio.sleep(0.3)
-            await ensure_zone(engine, "oracle", tz)
-        await projecting
-        await ensure_zone(engine, "oracle", ZONES[-1])  # after every fact
+        await project_while_zones_register(settings, engine, facts, ZONES)
         found = await histories(engine, "oracle")
         assert any(len(h) > 2 for h in found.values()), "rejoins in the history"
         for tz in ZONES:

@@ -3,7 +3,6 @@ before the facts, after them (backfill), or while the projection was writing the
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import text
@@ -11,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.db import create_engine
 from gatherly.settings import Settings
-from services.kpi.queries.zones import ensure_zone
 from tests.integration.test_kpi_oracle_history import generate
 from tests.integration.test_kpi_support import COMMUNITY as OPERATOR_COMMUNITY
-from tests.integration.test_kpi_support import kpi_client, project, publish
+from tests.integration.test_kpi_support import (
+    kpi_client,
+    project_while_zones_register,
+    with_late_attendances,
+)
 
 COMMUNITY = "oracle"  # the generated history's
 ZONES = ("UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham", "Europe/Berlin")
@@ -120,21 +122,10 @@ async def assert_rollups_match_the_facts(engine: AsyncEngine, tz: str) -> None:
 
 async def test_rollups_are_exact_whenever_the_zone_was_registered(settings: Settings) -> None:
     history = generate(seed=3)
-    # The first 6,000 facts, and every fact of the first 20 events (attendances come late).
-    events = {f.subject for f in history if f.type == "gatherly.event.attended"}
-    events = set(sorted(events)[:20])
-    facts = [f for i, f in enumerate(history) if i < 6000 or f.subject in events]
-    small_batches = settings.model_copy(update={"projection_batch_size": 50})
+    facts = with_late_attendances(history)
     engine = create_engine(settings.database, "kpi", pool_size=2)
     try:
-        await ensure_zone(engine, COMMUNITY, ZONES[0])  # before any fact
-        await publish(settings, facts)
-        projecting = asyncio.create_task(project(small_batches, len(facts)))
-        for tz in ZONES[1:-1]:  # while batches are being written
-            await asyncio.sleep(0.3)
-            await ensure_zone(engine, COMMUNITY, tz)
-        await projecting
-        await ensure_zone(engine, COMMUNITY, ZONES[-1])  # after every fact
+        await project_while_zones_register(settings, engine, facts, ZONES)
         async with engine.connect() as conn:
             for table in ("member_days", "reaction_delay_days", "reaction_delay_months",
                           "active_gaps", "attendance_days",

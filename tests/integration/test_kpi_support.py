@@ -3,6 +3,7 @@ with the kernel's Bus, and projected by the real ProjectionRunner."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.bus import Bus, OutgoingMessage
 from gatherly.db import create_engine
@@ -18,6 +20,7 @@ from gatherly.projection import ProjectionRunner
 from gatherly.settings import Settings
 from services.kpi.app import create_app
 from services.kpi.projections import KpiProjection
+from services.kpi.queries.zones import ensure_zone
 from tests.helpers import eventually, running
 
 COMMUNITY = "c1"
@@ -77,6 +80,31 @@ async def project(settings: Settings, count: int, within: float = 60) -> None:
             await eventually(caught_up, within=within)
     finally:
         await engine.dispose()
+
+
+async def project_while_zones_register(
+    settings: Settings, engine: AsyncEngine, facts: list[Envelope], zones: tuple[str, ...],
+    community: str = "oracle",
+) -> None:
+    """Project `facts` in batches of 50 with the community's first zone registered before any
+    fact, the middle ones while batches are written and the last after every fact: a rollup
+    must be exact whichever way its zone's backfill met the projection."""
+    await ensure_zone(engine, community, zones[0])
+    await publish(settings, facts)
+    small_batches = settings.model_copy(update={"projection_batch_size": 50})
+    projecting = asyncio.create_task(project(small_batches, len(facts)))
+    for tz in zones[1:-1]:
+        await asyncio.sleep(0.3)
+        await ensure_zone(engine, community, tz)
+    await projecting
+    await ensure_zone(engine, community, zones[-1])
+
+
+def with_late_attendances(history: list[Envelope], first: int = 6000) -> list[Envelope]:
+    """The first facts of `history`, and every fact of its first 20 attended events (their
+    attendances come late)."""
+    events = sorted({f.subject for f in history if f.type == "gatherly.event.attended"})[:20]
+    return [f for i, f in enumerate(history) if i < first or f.subject in set(events)]
 
 
 async def kpi_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
