@@ -16,6 +16,8 @@ before (`old`, the same snapshot)."""
 
 from __future__ import annotations
 
+from services.kpi.facts.common import ZONES, signed
+
 WAIT_BASE = 1.05
 # |wait| bins start at this offset so that a sub-second wait still gets a positive number.
 WAIT_OFFSET = 1000
@@ -30,16 +32,10 @@ def wait_bin(wait: str) -> str:
 
 # Of a `feedback` row: the query and the index (migration kpi0011) must spell it alike.
 WAIT_BIN = wait_bin(_WAIT.format(rows=""))
-ZONES = "JOIN kpi_zones z ON z.community_id = s.community_id"
-_ANSWERED = ("SELECT community_id, submitted_at, {wait} AS bin FROM {rows}"
+_ANSWERED = (f"SELECT community_id, submitted_at, {WAIT_BIN} AS bin FROM {{rows}}"
              " WHERE submitted_at IS NOT NULL AND answered_at IS NOT NULL")
 _SUBMITTED = ("SELECT community_id, submitted_at, resolved_at FROM {rows}"
               " WHERE submitted_at IS NOT NULL")
-
-
-def _signed(counted: str) -> str:
-    return (f"(SELECT *, 1 AS sign FROM ({counted.format(rows='ins', wait=WAIT_BIN)}) a"
-            f" UNION ALL SELECT *, -1 FROM ({counted.format(rows='old', wait=WAIT_BIN)}) b)")
 
 
 def _waits(source: str, value: str, zone_filter: str) -> str:
@@ -66,14 +62,14 @@ def _open(source: str, value: str, zone_filter: str) -> str:
 
 
 # CTEs over `ins` and `old`, the batch's feedback rows after and before its upsert.
-DELTAS = [f"cw AS ({_waits(_signed(_ANSWERED), 'sum(s.sign)', 'TRUE')})",
-          f"co AS ({_open(_signed(_SUBMITTED), 'sum(s.sign)', 'TRUE')})"]
+DELTAS = [f"cw AS ({_waits(signed(_ANSWERED), 'sum(s.sign)', 'TRUE')})",
+          f"co AS ({_open(signed(_SUBMITTED), 'sum(s.sign)', 'TRUE')})"]
 
 
 def backfill(zone_filter: str) -> dict[str, str]:
     """Both rollups from the feedback stored, for the zones `zone_filter` picks."""
     return {
-        "feedback_waits": _waits(f"({_ANSWERED.format(rows='feedback', wait=WAIT_BIN)})",
+        "feedback_waits": _waits(f"({_ANSWERED.format(rows='feedback')})",
                                  "count(*)", zone_filter),
         "feedback_open": _open(f"({_SUBMITTED.format(rows='feedback')})", "count(*)",
                                zone_filter),

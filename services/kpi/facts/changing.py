@@ -10,15 +10,7 @@ A community's batches are applied one after another (docs/adr/0005)."""
 from __future__ import annotations
 
 from services.kpi.facts import backlog
-
-ZONES = "JOIN kpi_zones z ON z.community_id = s.community_id"
-
-
-def _signed(counted: str) -> str:
-    """The batch's rows after (+1) and before (-1) it, each as `counted` selects them."""
-    return (f"(SELECT *, 1 AS sign FROM ({counted.format(rows='ins')}) a UNION ALL"
-            f" SELECT *, -1 FROM ({counted.format(rows='old')}) b)")
-
+from services.kpi.facts.common import ZONES, signed
 
 # Registrations not cancelled, by day of registration and channel.
 REGISTERED = ("SELECT community_id, registered_at AS at, channel FROM {rows}"
@@ -45,8 +37,8 @@ def _add(table: str, keys: str, source: str, value: str, zone_filter: str) -> st
     )
 
 
-_REGISTRATIONS = _add("registration_days", "channel", _signed(REGISTERED), "sum(s.sign)", "TRUE")
-_FEEDBACK = _add("feedback_days", "kind, channel", _signed(FEEDBACK), "sum(s.sign)", "TRUE")
+_REGISTRATIONS = _add("registration_days", "channel", signed(REGISTERED), "sum(s.sign)", "TRUE")
+_FEEDBACK = _add("feedback_days", "kind, channel", signed(FEEDBACK), "sum(s.sign)", "TRUE")
 # Per event: registrations not cancelled, and those of them with an attendance (no-shows are
 # the difference). A (registration, attendance) pair is added by whichever is stored second:
 # registrations are written before attendances in a batch, so the registrations' delta sees

@@ -13,6 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
 
+# The zones of a source row `s`, as the rollups of rows that change join them.
+ZONES = "JOIN kpi_zones z ON z.community_id = s.community_id"
+
+
+def signed(counted: str) -> str:
+    """A batch's rows after (+1, CTE `ins`) and before (-1, CTE `old`) its upsert, each as
+    `counted` (with `{rows}` for the CTE) selects them: the deltas of a rollup of rows that
+    change (facts/changing.py)."""
+    return (f"(SELECT *, 1 AS sign FROM ({counted.format(rows='ins')}) a UNION ALL"
+            f" SELECT *, -1 FROM ({counted.format(rows='old')}) b)")
+
 # Where each type keeps the moment the fact happened (DESIGN §9: KPIs bucket by it).
 TIME_FIELD = {
     "gatherly.member.joined": "joined_at",
