@@ -8,6 +8,7 @@ own problem and the others are still recorded.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,18 +38,16 @@ class _Batch(Input):
 
 def parse_batch(raw: bytes, limit: int) -> list[Fact | dict[str, Any]]:
     """Each item as a fact to record, or as the problem that refuses it."""
+    fact: Callable[[Any, datetime], Fact | dict[str, Any]] = _fact_of
     try:
         # The common case, every item valid, in one pass of pydantic-core over the bytes: a
         # JSON document, then a dict, then a model per item cost twice as much.
         items: list[Any] = _Batch.model_validate_json(raw).items
     except ValidationError:
-        items = _items_of(raw)  # something is wrong: find what, item by item
-        _check_size(items, limit)
-        now = utc_now()
-        return [_fact(item, now) for item in items]
+        items, fact = _items_of(raw), _fact  # something is wrong: find what, item by item
     _check_size(items, limit)
     now = utc_now()
-    return [_fact_of(item, now) for item in items]
+    return [fact(item, now) for item in items]
 
 
 def _items_of(raw: bytes) -> list[Any]:

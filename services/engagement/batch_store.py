@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.engagement.activity import Publication, Reaction
+from services.engagement.views import reaction_of
 
 # Both kinds of row in one result: a content item fills id, channel and `at` (its publication).
 _STATE = text(
@@ -56,8 +57,7 @@ async def batch_state(
     reactions: dict[str, Reaction] = {}
     for row in rows:
         if row.reaction:
-            reactions[row.id] = Reaction(row.id, row.content_id, row.member_id, row.kind,
-                                         row.channel, row.active, row.at, row.version)
+            reactions[row.id] = reaction_of(row)
         else:
             contents[row.id] = Publication(row.id, row.channel, row.at)
     return contents, reactions

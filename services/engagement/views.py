@@ -99,7 +99,8 @@ async def publications(
     return {row.id: Publication(row.id, row.channel, row.published_at) for row in rows}
 
 
-def _reaction(row: Any) -> Reaction:
+def reaction_of(row: Any) -> Reaction:
+    """A `reactions` row (or one with its columns) as the state the plan works on."""
     return Reaction(
         id=row.id, content_id=row.content_id, member_id=row.member_id, kind=row.kind,
         channel=row.channel, active=row.active, at=row.at, version=row.version,
@@ -114,7 +115,7 @@ async def reaction_states(
              " WHERE community_id = :c AND id = ANY(CAST(:ids AS uuid[]))"),
         {"c": community_id, "ids": ids},
     )
-    return {row.id: _reaction(row) for row in rows}
+    return {row.id: reaction_of(row) for row in rows}
 
 
 async def get_counter(conn: AsyncConnection, counter_id: str) -> CounterSnapshot | None:
