@@ -142,7 +142,8 @@ class Supervisor:
             children.append(child)
             self._add(name, child, 1, child.spawn)
         workers = dict(WORKERS)
-        if settings.uses_embedded_nats and settings.nats_monitor_port * settings.nats_metrics_port:
+        exported = settings.nats_monitor_port and settings.nats_metrics_port  # 0 turns off
+        if settings.uses_embedded_nats and exported:
             workers["nats-metrics"] = ["nats-metrics"]  # the embedded NATS's exporter
         for name, args in workers.items():
             child = Child(name, args, env, self.log_dir)

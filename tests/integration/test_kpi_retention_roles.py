@@ -130,9 +130,7 @@ def rounds() -> list[list[Envelope]]:
     cohort), a join just before midnight UTC that is the next month in Berlin, roles of
     members who leave, come back and are erased."""
     h, cut = History("late"), [0]
-
-    def add(type_: str, name: str, at: datetime, **data: Any) -> None:
-        h.add(type_, name, at, **data)
+    add = h.add
 
     def round_done() -> None:
         cut.append(len(h.facts))
