@@ -9,8 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine whose connections see only `schema` (and `public`) by default."""
+def create_engine(
+    url: str, schema: str, *, pool_size: int = 10, postgres_settings: dict[str, str] | None = None
+) -> AsyncEngine:
+    """An engine whose connections see only `schema` (and `public`) by default; `postgres_settings`:
+    more Postgres settings every connection starts with."""
     if not SCHEMA_NAME.match(schema):
         raise ValueError(f"bad schema name {schema!r}")
     return create_async_engine(
@@ -24,7 +27,7 @@ def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=600,
         connect_args={
-            "server_settings": {"search_path": f"{schema},public"},
+            "server_settings": {"search_path": f"{schema},public", **(postgres_settings or {})},
             "timeout": 5,
             "command_timeout": 30,
         },

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from gatherly.db import create_engine
 from gatherly.settings import Settings
@@ -16,19 +14,14 @@ from services.kpi.api import router
 from services.kpi.live import Notifier
 from services.kpi.projections import SCHEMA
 
-
-def plan_each_question(dbapi_connection: Any, _record: Any) -> None:
-    """A question's window is bound as parameters, and after five runs of a statement Postgres
-    may keep a generic plan that ignores them: at 1M members reactions took 36 ms with it, 23 ms
-    planned for each question's values (docs/benchmarks.md). Set once per connection, outside
-    any transaction, so the pool's rollback keeps it."""
-    dbapi_connection.run_async(
-        lambda conn: conn.execute("SET plan_cache_mode = force_custom_plan"))
+# A question's window is bound as parameters, and after five runs of a statement Postgres may
+# keep a generic plan that ignores them: at 1M members reactions took 36 ms with it, 23 ms
+# planned for each question's values (docs/benchmarks.md).
+PLAN_EACH_QUESTION = {"plan_cache_mode": "force_custom_plan"}
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = create_engine(settings.database, SCHEMA)
-    event.listen(engine.sync_engine, "connect", plan_each_question)
+    engine = create_engine(settings.database, SCHEMA, postgres_settings=PLAN_EACH_QUESTION)
     notifier = Notifier(settings.database)
 
     @asynccontextmanager

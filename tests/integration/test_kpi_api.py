@@ -238,3 +238,10 @@ async def test_the_communitys_zone_and_sla_from_the_gateway_are_the_defaults(
                                                  ({**RANGE, "sla_hours": "2"}, community),
                                                  (RANGE, {}))]
     assert sla == [48, 2, 24]
+
+
+async def test_each_question_is_planned_for_its_own_window(client: httpx.AsyncClient) -> None:
+    engine = client._transport.app.state.engine  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
+        mode = await conn.exec_driver_sql("SHOW plan_cache_mode")
+        assert mode.scalar() == "force_custom_plan"
