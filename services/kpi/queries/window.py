@@ -5,9 +5,7 @@ period starts (buckets) the answer is split into. Pure; the SQL bucket expressio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from itertools import pairwise
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -106,46 +104,8 @@ def whole_months(first: date, last: date) -> tuple[date, date]:
     return (m1, m2) if m1 < m2 else (last, last)
 
 
-def bucket(column: str, w: Window | None = None) -> str:
-    """The period start of `column`; for a window at day granularity its local date, from the
-    zone's UTC offsets in the window (`column` must lie in the window): `AT TIME ZONE` a named
-    zone costs about a microsecond a row, a few thousand counter snapshots a question."""
-    if w is None or w.granularity != "day":
-        return BUCKET_SQL.format(column=column)
-    spans = utc_offsets(w.tz, w.first, w.last)
-    shift = f"interval '{spans[-1][1]} seconds'"
-    if len(spans) > 1:
-        whens = "".join(
-            f" WHEN {column} < timestamptz '{datetime.fromtimestamp(at, UTC).isoformat()}'"
-            f" THEN interval '{before} seconds'"
-            for (_, before), (at, _) in pairwise(spans))
-        shift = f"CASE{whens} ELSE {shift} END"
-    return f"CAST(({column} AT TIME ZONE 'UTC') + {shift} AS date)"
-
-
-@lru_cache(maxsize=512)
-def utc_offsets(tz: str, first: date, last: date) -> tuple[tuple[int, int], ...]:
-    """(from this epoch second, the zone's UTC offset in seconds): the window's start and every
-    change of offset before its end (zones change at whole seconds, hours apart)."""
-    zone = ZoneInfo(tz)
-    start = int(datetime.combine(first, time(), zone).timestamp())
-    end = int(datetime.combine(last + timedelta(days=1), time(), zone).timestamp())
-
-    def offset(at: int) -> int:
-        found = datetime.fromtimestamp(at, zone).utcoffset()
-        return int(found.total_seconds()) if found is not None else 0
-
-    spans, probe = [(start, offset(start))], start
-    while probe < end:
-        step = min(probe + 6 * 3600, end)
-        if offset(step) != spans[-1][1]:
-            low, high = probe, step  # the offset changes after `low`, by `high`
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (middle, high) if offset(middle) == spans[-1][1] else (low, middle)
-            spans.append((high, offset(high)))
-        probe = step
-    return tuple(spans)
+def bucket(column: str) -> str:
+    return BUCKET_SQL.format(column=column)
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
