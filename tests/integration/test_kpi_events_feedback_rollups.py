@@ -87,20 +87,22 @@ async def assert_answers_are_exact(engine: AsyncEngine, tz: str) -> None:
             params: dict[str, Any] = {"c": COMMUNITY, **w.params()}
             median = (await conn.execute(
                 text(WAITS), {**params, "sla": timedelta(0)})).one().median
+            open_ = (await conn.execute(text(BACKLOG), params)).one()
             # The SLA right at a real wait (a boundary row), and around it.
             for sla in (timedelta(hours=24), timedelta(minutes=30), timedelta(hours=3),
                         timedelta(seconds=float(median or 1))):
                 expected = (await conn.execute(
                     text(WAITS), {**params, "sla": sla})).one()
-                answer = await backlog.waits(conn, COMMUNITY, w, sla)
-                assert answer == {"answered": expected.answered,
-                                  "within_sla": expected.within_sla,
-                                  "median": expected.median, "p90": expected.p90}, (w, sla)
-            expected = (await conn.execute(text(BACKLOG), params)).one()
-            assert await backlog.backlog(conn, COMMUNITY, w) == {
-                "open": expected.open, "median_age": expected.median_age,
-                "max_age": None if expected.max_age is None else float(expected.max_age),
-            }, w
+                waits, backlog_, row = await backlog.answers(
+                    conn, COMMUNITY, w, sla, "SELECT CAST(:probe AS int) AS probe", probe=7)
+                assert waits == {"answered": expected.answered,
+                                 "within_sla": expected.within_sla,
+                                 "median": expected.median, "p90": expected.p90}, (w, sla)
+                assert backlog_ == {
+                    "open": open_.open, "median_age": open_.median_age,
+                    "max_age": None if open_.max_age is None else float(open_.max_age),
+                }, w
+                assert row.probe == 7
 
 
 async def test_event_and_feedback_rollups_are_exact_whenever_the_zone_was_registered(

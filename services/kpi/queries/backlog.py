@@ -4,7 +4,10 @@ The rollups give every rank exactly (how many waits lie in each bin, how many op
 were submitted on each day); the one or two bins or days holding the ranks a quantile needs are
 then read from `feedback` itself (a few hundred rows by index), so the median and p90 are the
 very values `percentile_cont` would give over all rows, and the SLA count is exact too: bins
-below the SLA's are within it, bins above are not, the SLA's own bin is counted row by row."""
+below the SLA's are within it, bins above are not, the SLA's own bin is counted row by row.
+
+Two round trips: the rollups (with whatever else the caller reads from rollups, e.g. the
+periods), then every value at its rank, waits and ages together."""
 
 from __future__ import annotations
 
@@ -17,15 +20,30 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.facts.backlog import WAIT_BIN, wait_bin
-from services.kpi.queries.window import Window, whole_months
+from services.kpi.queries.window import Window
 from services.kpi.queries.zones import months_and_days
 
 PAD = timedelta(hours=3)  # wider than any zone's daylight-saving shift
-WAIT_BINS = (
-    "SELECT d.bin, CAST(sum(d.n) AS bigint) AS n, min(s.bin) AS sla_bin FROM ("
+# Answered per wait bin and open per day of submission, each as two arrays (one row).
+_WAIT_BINS = (
+    "SELECT array_agg(bin ORDER BY bin) AS wait_bins, array_agg(n ORDER BY bin) AS wait_counts"
+    " FROM"
+    " (SELECT bin, CAST(sum(n) AS bigint) AS n FROM ("
     + months_and_days("bin, n FROM feedback_waits", "community_id = :c AND tz = :tz")
-    + ") d CROSS JOIN (SELECT " + wait_bin("extract(epoch FROM CAST(:sla AS interval))")
-    + " AS bin) s GROUP BY d.bin ORDER BY d.bin"
+    + ") d GROUP BY 1 HAVING sum(n) <> 0) b"
+)
+_OPEN_DAYS = (
+    "SELECT array_agg(submitted ORDER BY submitted) AS open_days,"
+    " array_agg(n ORDER BY submitted) AS open_counts FROM"
+    " (SELECT submitted, CAST(sum(n) AS bigint) AS n FROM feedback_open"
+    " WHERE community_id = :c AND tz = :tz AND resolved > :last AND submitted <= :last"
+    " GROUP BY 1 HAVING sum(n) <> 0) o"
+)
+# `{also}`: the caller's own subquery (one row) over the same parameters.
+ROLLUPS = (
+    f"SELECT * FROM ({_WAIT_BINS}) w, ({_OPEN_DAYS}) o,"
+    " (SELECT " + wait_bin("extract(epoch FROM CAST(:sla AS interval))") + " AS sla_bin) s,"
+    " ({also}) a"
 )
 # Submitted on a local day of the window, as the rollup counts them; the zone's date is worked
 # out only for rows within PAD of the window's edges (it is most of the cost per row).
@@ -39,16 +57,11 @@ WAITS_AT = (
     "SELECT k.key, k.off + row_number() OVER (PARTITION BY k.key, k.off ORDER BY x.s) - 1 AS pos,"
     f" x.s AS value, (SELECT count(*) FROM feedback WHERE community_id = :c"
     f" AND {WAIT_BIN} = :sla_bin{_IN_WINDOW} AND answered_at - submitted_at <= :sla) AS within"
-    " FROM unnest(CAST(:keys AS int[]), CAST(:offs AS int[]), CAST(:cnts AS int[]))"
+    " FROM unnest(CAST(:bins AS int[]), CAST(:bin_offs AS int[]), CAST(:bin_cnts AS int[]))"
     " AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT"
     " CAST(extract(epoch FROM answered_at - submitted_at) AS float8) AS s FROM feedback"
     f" WHERE community_id = :c AND {WAIT_BIN} = k.key{_IN_WINDOW}"
     " ORDER BY 1 OFFSET k.off LIMIT k.cnt) x"
-)
-OPEN_DAYS = (
-    "SELECT submitted, CAST(sum(n) AS bigint) AS n FROM feedback_open"
-    " WHERE community_id = :c AND tz = :tz"
-    " AND resolved > :last AND submitted <= :last GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1"
 )
 _OPEN_ON = (
     "FROM feedback WHERE community_id = :c"
@@ -63,7 +76,7 @@ _OPEN_ON = (
 OPEN_AT = (
     "SELECT k.key, k.off + row_number() OVER (PARTITION BY k.key, k.off ORDER BY x.at) - 1 AS pos,"
     " extract(epoch FROM CAST(:end AS timestamptz) - x.at) AS value"
-    " FROM unnest(CAST(:keys AS date[]), CAST(:offs AS int[]), CAST(:cnts AS int[]))"
+    " FROM unnest(CAST(:days AS date[]), CAST(:day_offs AS int[]), CAST(:day_cnts AS int[]))"
     f" AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT submitted_at AS at {_OPEN_ON}"
     " ORDER BY submitted_at LIMIT 1) lo"
     f" CROSS JOIN LATERAL (SELECT submitted_at AS at {_OPEN_ON}"
@@ -73,69 +86,72 @@ OPEN_AT = (
     " AND submitted_at BETWEEN lo.at AND hi.at ORDER BY submitted_at OFFSET k.off LIMIT k.cnt)"
     ") x"
 )
+# Every value wanted, waits and ages alike, in one statement.
+PICKS = (f"SELECT key AS bin, CAST(NULL AS date) AS day, pos, value, within FROM ({WAITS_AT}) a"
+         f" UNION ALL SELECT NULL, key, pos, value, NULL FROM ({OPEN_AT}) b")
 Counts = list[tuple[Any, int]]  # (bin or day, rows in it), in order
+Wanted = set[tuple[Any, int]]  # (bin or day, position in it)
 
 
-async def waits(
-    conn: AsyncConnection, community: str, w: Window, sla: timedelta
-) -> dict[str, Any]:
-    """Feedback submitted in the window and answered: the median and p90 of the time to first
-    answer, and how many were answered within `sla`."""
-    m1, m2 = whole_months(w.first, w.last)
-    params = {"c": community, **w.params(), "m1": m1, "m2": m2, "sla": sla}
-    rows = list(await conn.execute(text(WAIT_BINS), params))
-    bins: Counts = [(int(r.bin), int(r.n)) for r in rows if r.n]
-    total = sum(n for _, n in bins)
-    if not total:
-        return {"answered": 0, "within_sla": 0, "median": None, "p90": None}
-    sla_bin = int(rows[0].sla_bin)
-    ranks = {k: _locate(bins, k) for p in (0.5, 0.9) for k in _ranks(p, total)}
-    found, within = await _pick(conn, WAITS_AT, set(ranks.values()), {
-        **params, "sla_bin": sla_bin, "lo": w.start - PAD, "hi": w.end + PAD,
+async def answers(
+    conn: AsyncConnection, community: str, w: Window, sla: timedelta, also: str = "SELECT 1",
+    **also_params: Any,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Feedback submitted in the window and answered: how many, how many within `sla`, the
+    median and p90 of the time to first answer; feedback submitted and not resolved at the end
+    of the window: how many, the median and max of their age then (seconds); and the row of
+    `also`, a one-row subquery over the same parameters and `also_params`, read with the
+    rollups."""
+    params = {"c": community, **w.params(), "sla": sla}
+    row = (await conn.execute(text(ROLLUPS.format(also=also)), {**params, **also_params})).one()
+    bins: Counts = list(zip(row.wait_bins or (), row.wait_counts or (), strict=True))
+    days: Counts = list(zip(row.open_days or (), row.open_counts or (), strict=True))
+    answered, opened = sum(n for _, n in bins), sum(n for _, n in days)
+    # The ranks of the waits; ages in ascending order are submissions in descending order: age
+    # rank k is position opened - 1 - k among the submissions; the oldest is position 0.
+    waits_at = {k: _locate(bins, k) for p in (0.5, 0.9) for k in _ranks(p, answered)}
+    ages_at = {p: _locate(days, p) for p in {opened - 1 - k for k in _ranks(0.5, opened)}
+               | ({0} if opened else set())}
+    found, within = await _pick(conn, set(waits_at.values()), set(ages_at.values()), {
+        **params, "sla_bin": row.sla_bin, "lo": w.start - PAD, "hi": w.end + PAD,
         "inner_lo": w.start + PAD, "inner_hi": w.end - PAD})
-    value = {k: found[at] for k, at in ranks.items()}
-    return {"answered": total,
-            "within_sla": sum(n for b, n in bins if b < sla_bin) + within,
-            "median": _quantile(0.5, total, value.__getitem__),
-            "p90": _quantile(0.9, total, value.__getitem__)}
-
-
-async def backlog(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    """Feedback submitted and not resolved at the end of the window, and the median and max of
-    their age then (seconds)."""
-    params = {"c": community, **w.params()}
-    days: Counts = [(r.submitted, int(r.n)) for r in await conn.execute(text(OPEN_DAYS), params)]
-    total = sum(n for _, n in days)
-    if not total:
-        return {"open": 0, "median_age": None, "max_age": None}
-    # Ages in ascending order are submissions in descending order: age rank k is position
-    # total - 1 - k among the submissions; the oldest is position 0.
-    at = {p: _locate(days, p) for p in {total - 1 - k for k in _ranks(0.5, total)} | {0}}
-    found, _ = await _pick(conn, OPEN_AT, set(at.values()), params)
-    age = {p: found[a] for p, a in at.items()}
-    return {"open": total,
-            "median_age": _quantile(0.5, total, lambda k: age[total - 1 - k]),
-            "max_age": age[0]}
+    wait, age = ({k: found[at] for k, at in ranks.items()} for ranks in (waits_at, ages_at))
+    waits = {"answered": answered,
+             "within_sla": sum(n for b, n in bins if b < row.sla_bin) + within,
+             "median": _quantile(0.5, answered, wait.__getitem__),
+             "p90": _quantile(0.9, answered, wait.__getitem__)}
+    backlog = {"open": opened,
+               "median_age": _quantile(0.5, opened, lambda k: age[opened - 1 - k]),
+               "max_age": age[0] if opened else None}
+    return waits, backlog, row
 
 
 async def _pick(
-    conn: AsyncConnection, sql: str, wanted: set[tuple[Any, int]], params: dict[str, Any]
+    conn: AsyncConnection, waits: Wanted, ages: Wanted, params: dict[str, Any]
 ) -> tuple[dict[tuple[Any, int], float], int]:
-    """The values at the (bin or day, position) pairs `wanted`, one read per run of neighbouring
-    positions, and the statement's `within` (0 if none)."""
-    if not wanted:
+    """The values at the (bin, position) pairs `waits` and the (day, position) pairs `ages`,
+    one read per run of neighbouring positions, and how many of the SLA's bin are within it
+    (0 if no wait is wanted)."""
+    if not waits and not ages:
         return {}, 0
-    spans: list[tuple[Any, int, int]] = []  # (key, first position, count): neighbours merged
+    (bins, bin_offs, bin_cnts), (days, day_offs, day_cnts) = _spans(waits), _spans(ages)
+    rows = list(await conn.execute(text(PICKS), {
+        **params, "bins": bins, "bin_offs": bin_offs, "bin_cnts": bin_cnts,
+        "days": days, "day_offs": day_offs, "day_cnts": day_cnts}))
+    found = {(bin if day is None else day, int(pos)): float(value)
+             for bin, day, pos, value, _ in rows}
+    return found, next((int(r.within) for r in rows if r.within is not None), 0)
+
+
+def _spans(wanted: Wanted) -> tuple[list[Any], list[int], list[int]]:
+    """Keys, first positions and counts: neighbouring positions of a key merged."""
+    spans: list[tuple[Any, int, int]] = []
     for key, pos in sorted(wanted):
         if spans and spans[-1][0] == key and spans[-1][1] + spans[-1][2] == pos:
             spans[-1] = (key, spans[-1][1], spans[-1][2] + 1)
         else:
             spans.append((key, pos, 1))
-    rows = list(await conn.execute(text(sql), {
-        **params, "keys": [k for k, _, _ in spans], "offs": [o for _, o, _ in spans],
-        "cnts": [n for _, _, n in spans]}))
-    return ({(r.key, int(r.pos)): float(r.value) for r in rows},
-            int(getattr(rows[0], "within", 0) or 0))
+    return [k for k, _, _ in spans], [o for _, o, _ in spans], [n for _, _, n in spans]
 
 
 def _ranks(p: float, total: int) -> Iterable[int]:

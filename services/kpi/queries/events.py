@@ -4,13 +4,13 @@ event and per period. A participant is new at their first attended event in the 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kpi.queries.reads import single_reads
 from services.kpi.queries.window import Window, bucket, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
@@ -21,20 +21,28 @@ NO_SHOWS = ("ON r.community_id = e.community_id AND r.event_id = e.event_id"
             " AND e.starts_at >= :start AND e.starts_at < :end")
 
 # Per period from the daily rollups (new participants: `first_attendance_days`, members per
-# local day of their first attendance) and no-shows per finished event; one round trip, the
-# sums as bigint (numeric would come back as Decimal, slower to decode).
-PERIODS = " UNION ALL ".join((
-    f"SELECT 'registered' AS k, {DAY_BUCKET} AS b, CAST(sum(n) AS bigint) AS n, 0 AS w"
-    f" FROM registration_days WHERE {IN_WINDOW} GROUP BY 2",
-    f"SELECT 'attended', {DAY_BUCKET}, CAST(sum(n) AS bigint),"
-    " CAST(coalesce(sum(n) FILTER (WHERE walk_in), 0) AS bigint)"
-    f" FROM attendance_days WHERE {IN_WINDOW} GROUP BY 2",
-    f"SELECT 'new', {DAY_BUCKET}, CAST(sum(n) AS bigint), 0 FROM first_attendance_days"
-    f" WHERE {IN_WINDOW} GROUP BY 2",
-    f"SELECT 'no_shows', {bucket('e.starts_at')},"
-    " CAST(sum(r.registered - r.attended) AS bigint), 0"
-    f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 2",
-))
+# local day of their first attendance) and no-shows per finished event, each as an array over
+# the window's periods (`:buckets`, zeros included); the sums as bigint (numeric would come back
+# as Decimal, slower to decode).
+_PER_PERIOD = {
+    "registered": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM registration_days"
+                  f" WHERE {IN_WINDOW} GROUP BY 1",
+    "attended": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n, sum(n) FILTER (WHERE walk_in) AS w"
+                f" FROM attendance_days WHERE {IN_WINDOW} GROUP BY 1",
+    "new": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM first_attendance_days"
+           f" WHERE {IN_WINDOW} GROUP BY 1",
+    "no_shows": f"SELECT {bucket('e.starts_at')} AS b, sum(r.registered - r.attended) AS n"
+                f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 1",
+}
+PERIODS = (
+    "SELECT " + ", ".join(
+        f"array_agg(CAST(coalesce({sql}, 0) AS bigint) ORDER BY p.b) AS {name}"
+        for name, sql in (("registered", "registered.n"), ("attended", "attended.n"),
+                          ("walk_ins", "attended.w"), ("no_shows", "no_shows.n"),
+                          ("new", "new.n")))
+    + " FROM unnest(CAST(:buckets AS date[])) AS p(b) "
+    + " ".join(f"LEFT JOIN ({sql}) AS {name} USING (b)" for name, sql in _PER_PERIOD.items())
+)
 # Per event: `event_participants` (attended, walk-ins, new) and `event_registrations`.
 _PER_EVENT = """
 SELECT i.event_id, e.starts_at, e.finished_at IS NOT NULL AS finished,
@@ -53,10 +61,29 @@ LEFT JOIN event_participants p ON p.community_id = :c AND p.event_id = i.event_i
 ORDER BY e.starts_at NULLS LAST, i.event_id
 """
 PER_EVENT = _PER_EVENT.format(events="unnest(CAST(:ids AS text[]))")
-# The window's first 500 events by start.
-IN_WINDOW_EVENTS = _PER_EVENT.format(
-    events="(SELECT event_id FROM community_events WHERE community_id = :c"
-    " AND starts_at >= :start AND starts_at < :end ORDER BY starts_at LIMIT 500)")
+# The window's first 500 events by start, each column an array in start order.
+_EVENT_COLUMNS = {
+    "ids": "e.event_id", "starts": "e.starts_at AT TIME ZONE 'UTC'",
+    "statuses": "CASE WHEN e.cancelled_at IS NOT NULL THEN 'cancelled'"
+                " WHEN e.finished_at IS NOT NULL THEN 'finished' ELSE 'scheduled' END",
+    "registered": "coalesce(reg.registered, 0)",
+    "no_shows": "CASE WHEN e.finished_at IS NOT NULL"
+                " THEN coalesce(reg.registered - reg.attended, 0) END",
+    "attended": "coalesce(p.attended, 0)", "walk_ins": "coalesce(p.walk_ins, 0)",
+    "new": "coalesce(p.new, 0)",
+}
+IN_WINDOW_EVENTS = (
+    "SELECT " + ", ".join(f"array_agg({name} ORDER BY starts, ids) AS event_{name}"
+                          for name in _EVENT_COLUMNS)
+    + " FROM (SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in _EVENT_COLUMNS.items())
+    + " FROM community_events e"
+    " LEFT JOIN event_registrations reg ON reg.community_id = :c AND reg.event_id = e.event_id"
+    " LEFT JOIN event_participants p ON p.community_id = :c AND p.event_id = e.event_id"
+    " WHERE e.community_id = :c AND e.starts_at >= :start AND e.starts_at < :end"
+    " ORDER BY e.starts_at, e.event_id LIMIT 500) e"
+)
+# The whole answer in one round trip: one row of arrays.
+EVENTS = f"SELECT * FROM ({PERIODS}) periods, ({IN_WINDOW_EVENTS}) events"
 
 
 async def event_stats(
@@ -87,21 +114,39 @@ def _stats(rows: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    params = {"c": community, **w.params()}
-    periods: dict[str, dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(("registered", "attended", "walk_ins", "no_shows", "new"), 0)
-    )
-    for r in await conn.execute(text(PERIODS), params):
-        counts = periods[r.b.isoformat()]
-        counts[r.k] = int(r.n)
-        if r.k == "attended":
-            counts["walk_ins"] = int(r.w)
-    series = [_with_repeat({"start": s.isoformat(), **periods[s.isoformat()]})
-              for s in w.buckets()]
-    totals = _with_repeat({k: sum(int(p[k]) for p in series)
-                           for k in ("registered", "attended", "walk_ins", "no_shows", "new")})
-    events = _stats(await conn.execute(text(IN_WINDOW_EVENTS), params))
-    return {**totals, "periods": series, "events": events}
+    """Totals, the window's periods and its first 500 events, read by one statement."""
+    await single_reads(conn)
+    buckets = w.buckets()
+    row = (await conn.execute(text(EVENTS), {"c": community, **w.params(),
+                                              "buckets": buckets})).one()
+    series = [_counts(registered, attended, walk_ins, no_shows, new, start=b.isoformat())
+              for b, registered, attended, walk_ins, no_shows, new in zip(
+                  buckets, row.registered, row.attended, row.walk_ins, row.no_shows, row.new,
+                  strict=True)]
+    totals = _counts(sum(row.registered), sum(row.attended), sum(row.walk_ins),
+                     sum(row.no_shows), sum(row.new))
+    return {**totals, "periods": series, "events": _in_window(row)}
+
+
+def _in_window(row: Any) -> list[dict[str, Any]]:
+    if row.event_ids is None:
+        return []
+    events = []
+    for event_id, starts_at, status, registered, no_shows, attended, walk_ins, new in zip(
+        row.event_ids, row.event_starts, row.event_statuses, row.event_registered,
+        row.event_no_shows, row.event_attended, row.event_walk_ins, row.event_new,
+        strict=True,
+    ):
+        repeat = attended - new
+        events.append({
+            # A naive UTC timestamp: formatting it takes half the time of an aware one.
+            "event_id": event_id, "starts_at": starts_at.isoformat() + "+00:00",
+            "status": status,
+            "registered": registered, "attended": attended, "walk_ins": walk_ins,
+            "no_shows": no_shows, "new": new, "repeat": repeat,
+            "new_to_repeat": ratio(new, repeat),
+        })
+    return events
 
 
 TOTALS = f"""
@@ -122,8 +167,10 @@ async def events_totals(conn: AsyncConnection, community: str, w: Window) -> dic
             "repeat": int(row.attended) - int(row.new)}
 
 
-def _with_repeat(counts: dict[str, Any]) -> dict[str, Any]:
-    repeat = counts["attended"] - counts["new"]
-    return {**counts, "repeat": repeat, "new_to_repeat": ratio(counts["new"], repeat),
-            "attendance_rate": ratio(counts["attended"] - counts["walk_ins"],
-                                     counts["registered"])}
+def _counts(registered: int, attended: int, walk_ins: int, no_shows: int, new: int,
+            **start: str) -> dict[str, Any]:
+    repeat = attended - new
+    return {**start, "registered": registered, "attended": attended, "walk_ins": walk_ins,
+            "no_shows": no_shows, "new": new, "repeat": repeat,
+            "new_to_repeat": ratio(new, repeat),
+            "attendance_rate": ratio(attended - walk_ins, registered)}

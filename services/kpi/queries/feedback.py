@@ -1,43 +1,46 @@
 """Feedback: submitted, answered, resolved per period; time to first answer (exact median, p90);
 the share of feedback answered within the community's SLA; the open backlog and its age at the
 end of the window. Open means not yet resolved. Counts per day from `feedback_days`; waits and
-backlog from their rollups, exact (queries/backlog.py)."""
+backlog from their rollups, exact (queries/backlog.py), read in the same two round trips."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries import backlog
+from services.kpi.queries.reads import single_reads
 from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
 
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
-# One row per period, the kinds side by side (a year of days: 365 rows, not 1,095).
-PERIODS = (f"SELECT {DAY_BUCKET} AS b, "
-           + ", ".join(f"CAST(coalesce(sum(n) FILTER (WHERE kind = '{kind}'), 0) AS bigint)"
-                       f" AS {kind}" for kind in COLUMNS)
-           + f" FROM feedback_days WHERE {IN_WINDOW} GROUP BY 1")
-SUBMITTED = (f"SELECT coalesce(sum(n), 0) FROM feedback_days WHERE {IN_WINDOW}"
-             " AND kind = 'submitted'")
+# Each kind as an array over the window's periods (`:buckets`, zeros included), one row.
+PERIODS = (
+    "SELECT " + ", ".join(f"array_agg(CAST(coalesce(f.{kind}, 0) AS bigint) ORDER BY p.b)"
+                          f" AS {kind}" for kind in COLUMNS)
+    + " FROM unnest(CAST(:buckets AS date[])) AS p(b) LEFT JOIN"
+    f" (SELECT {DAY_BUCKET} AS b, "
+    + ", ".join(f"sum(n) FILTER (WHERE kind = '{kind}') AS {kind}" for kind in COLUMNS)
+    + f" FROM feedback_days WHERE {IN_WINDOW} GROUP BY 1) f USING (b)"
+)
+SUBMITTED = (f"SELECT CAST(coalesce(sum(n), 0) AS bigint) AS submitted FROM feedback_days"
+             f" WHERE {IN_WINDOW} AND kind = 'submitted'")
 
 
 async def feedback_kpi(
     conn: AsyncConnection, community: str, w: Window, sla_hours: float
 ) -> dict[str, Any]:
-    params = {"c": community, **w.params()}
-    periods: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-    for b, submitted, answered, resolved in await conn.execute(text(PERIODS), params):
-        periods[b.isoformat()].update(submitted=int(submitted), answered=int(answered),
-                                      resolved=int(resolved))
-    series = [{"start": s.isoformat(), **periods[s.isoformat()]} for s in w.buckets()]
-    counts = {name: sum(p[name] for p in series) for name in COLUMNS}
-    answers = await backlog.waits(conn, community, w, timedelta(hours=sla_hours))
-    open_ = await backlog.backlog(conn, community, w)
+    await single_reads(conn)
+    buckets = w.buckets()
+    answers, open_, row = await backlog.answers(
+        conn, community, w, timedelta(hours=sla_hours), PERIODS, buckets=buckets)
+    series = [{"start": b.isoformat(), "submitted": s, "answered": a, "resolved": r}
+              for b, s, a, r in zip(buckets, row.submitted, row.answered, row.resolved,
+                                    strict=True)]
+    counts = {"submitted": sum(row.submitted), "answered": sum(row.answered),
+              "resolved": sum(row.resolved)}
     return {
         **counts,
         "first_answer_seconds": {"median": answers["median"], "p90": answers["p90"]},
@@ -55,9 +58,8 @@ async def feedback_totals(
 ) -> dict[str, Any]:
     """The summary's numbers alone: submitted in the window, median time to first answer, the
     share answered within the SLA, the open backlog at the window's end."""
-    submitted = int(await conn.scalar(text(SUBMITTED), {"c": community, **w.params()}) or 0)
-    answers = await backlog.waits(conn, community, w, timedelta(hours=sla_hours))
-    open_ = await backlog.backlog(conn, community, w)
-    return {"submitted": submitted, "first_answer_median_seconds": answers["median"],
-            "answered_within_sla": ratio(answers["within_sla"], submitted),
+    answers, open_, row = await backlog.answers(
+        conn, community, w, timedelta(hours=sla_hours), SUBMITTED)
+    return {"submitted": row.submitted, "first_answer_median_seconds": answers["median"],
+            "answered_within_sla": ratio(answers["within_sla"], row.submitted),
             "open": open_["open"]}
