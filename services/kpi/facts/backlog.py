@@ -30,8 +30,11 @@ def wait_bin(wait: str) -> str:
             f" * (floor(ln(abs({wait})) / ln({WAIT_BASE})) + {WAIT_OFFSET}) END AS int)")
 
 
-# Of a `feedback` row: the query and the index (migration kpi0011) must spell it alike.
+# Of a `feedback` row: the query and the indexes (migrations kpi0011, kpi0016) must spell them
+# alike. The index in wait order within a bin (kpi0016) hands the rank's value over without
+# sorting the bin.
 WAIT_BIN = wait_bin(_WAIT.format(rows=""))
+WAIT_SECONDS = f"CAST({_WAIT.format(rows='')} AS float8)"
 _ANSWERED = (f"SELECT community_id, submitted_at, {WAIT_BIN} AS bin FROM {{rows}}"
              " WHERE submitted_at IS NOT NULL AND answered_at IS NOT NULL")
 _SUBMITTED = ("SELECT community_id, submitted_at, resolved_at FROM {rows}"

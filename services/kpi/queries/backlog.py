@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts.backlog import WAIT_BIN, wait_bin
+from services.kpi.facts.backlog import WAIT_BIN, WAIT_SECONDS, wait_bin
 from services.kpi.queries.window import Window
 from services.kpi.queries.zones import months_and_days
 
@@ -58,8 +58,7 @@ WAITS_AT = (
     f" x.s AS value, (SELECT count(*) FROM feedback WHERE community_id = :c"
     f" AND {WAIT_BIN} = :sla_bin{_IN_WINDOW} AND answered_at - submitted_at <= :sla) AS within"
     " FROM unnest(CAST(:bins AS int[]), CAST(:bin_offs AS int[]), CAST(:bin_cnts AS int[]))"
-    " AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT"
-    " CAST(extract(epoch FROM answered_at - submitted_at) AS float8) AS s FROM feedback"
+    f" AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT {WAIT_SECONDS} AS s FROM feedback"
     f" WHERE community_id = :c AND {WAIT_BIN} = k.key{_IN_WINDOW}"
     " ORDER BY 1 OFFSET k.off LIMIT k.cnt) x"
 )
