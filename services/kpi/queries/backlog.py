@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.facts.backlog import WAIT_BIN, WAIT_SECONDS, wait_bin
@@ -88,6 +89,8 @@ OPEN_AT = (
 # Every value wanted, waits and ages alike, in one statement.
 PICKS = (f"SELECT key AS bin, CAST(NULL AS date) AS day, pos, value, within FROM ({WAITS_AT}) a"
          f" UNION ALL SELECT NULL, key, pos, value, NULL FROM ({OPEN_AT}) b")
+# Parsed once: text() scans a statement for its parameters each time it is built.
+_PICKS = text(PICKS)
 Counts = list[tuple[Any, int]]  # (bin or day, rows in it), in order
 Wanted = set[tuple[Any, int]]  # (bin or day, position in it)
 
@@ -102,7 +105,7 @@ async def answers(
     `also`, a one-row subquery over the same parameters and `also_params`, read with the
     rollups."""
     params = {"c": community, **w.params(), "sla": sla}
-    row = (await conn.execute(text(ROLLUPS.format(also=also)), {**params, **also_params})).one()
+    row = (await conn.execute(_rollups(also), {**params, **also_params})).one()
     bins: Counts = list(zip(row.wait_bins or (), row.wait_counts or (), strict=True))
     days: Counts = list(zip(row.open_days or (), row.open_counts or (), strict=True))
     answered, opened = sum(n for _, n in bins), sum(n for _, n in days)
@@ -125,6 +128,11 @@ async def answers(
     return waits, backlog, row
 
 
+@cache
+def _rollups(also: str) -> TextClause:
+    return text(ROLLUPS.format(also=also))
+
+
 async def _pick(
     conn: AsyncConnection, waits: Wanted, ages: Wanted, params: dict[str, Any]
 ) -> tuple[dict[tuple[Any, int], float], int]:
@@ -134,7 +142,7 @@ async def _pick(
     if not waits and not ages:
         return {}, 0
     (bins, bin_offs, bin_cnts), (days, day_offs, day_cnts) = _spans(waits), _spans(ages)
-    rows = list(await conn.execute(text(PICKS), {
+    rows = list(await conn.execute(_PICKS, {
         **params, "bins": bins, "bin_offs": bin_offs, "bin_cnts": bin_cnts,
         "days": days, "day_offs": day_offs, "day_cnts": day_cnts}))
     found = {(bin if day is None else day, int(pos)): float(value)

@@ -5,14 +5,15 @@ event and per period. A participant is new at their first attended event in the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.reads import single_reads
 from services.kpi.queries.window import Window, bucket, ratio
-from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
+from services.kpi.queries.zones import IN_WINDOW, day_bucket
 
 # No-shows: registered (not cancelled) minus those of them checked in, per finished event, in
 # the period of the event's start (`event_registrations`, kept by the projection).
@@ -24,12 +25,13 @@ NO_SHOWS = ("ON r.community_id = e.community_id AND r.event_id = e.event_id"
 # local day of their first attendance) and no-shows per finished event, each as an array over
 # the window's periods (`:buckets`, zeros included); the sums as bigint (numeric would come back
 # as Decimal, slower to decode).
+# `{bucket}`: zones.day_bucket (the day itself at day granularity, no date_trunc per row).
 _PER_PERIOD = {
-    "registered": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM registration_days"
+    "registered": f"SELECT {{bucket}} AS b, sum(n) AS n FROM registration_days"
                   f" WHERE {IN_WINDOW} GROUP BY 1",
-    "attended": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n, sum(n) FILTER (WHERE walk_in) AS w"
+    "attended": f"SELECT {{bucket}} AS b, sum(n) AS n, sum(n) FILTER (WHERE walk_in) AS w"
                 f" FROM attendance_days WHERE {IN_WINDOW} GROUP BY 1",
-    "new": f"SELECT {DAY_BUCKET} AS b, sum(n) AS n FROM first_attendance_days"
+    "new": f"SELECT {{bucket}} AS b, sum(n) AS n FROM first_attendance_days"
            f" WHERE {IN_WINDOW} GROUP BY 1",
     "no_shows": f"SELECT {bucket('e.starts_at')} AS b, sum(r.registered - r.attended) AS n"
                 f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 1",
@@ -86,6 +88,12 @@ IN_WINDOW_EVENTS = (
 EVENTS = f"SELECT * FROM ({PERIODS}) periods, ({IN_WINDOW_EVENTS}) events"
 
 
+@cache
+def _events(granularity: str) -> TextClause:
+    # Parsed once: text() scans the statement for its parameters each time it is built.
+    return text(EVENTS.format(bucket=day_bucket(granularity)))
+
+
 async def event_stats(
     conn: AsyncConnection, community: str, event_ids: list[str]
 ) -> list[dict[str, Any]]:
@@ -117,8 +125,8 @@ async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[s
     """Totals, the window's periods and its first 500 events, read by one statement."""
     await single_reads(conn)
     buckets = w.buckets()
-    row = (await conn.execute(text(EVENTS), {"c": community, **w.params(),
-                                              "buckets": buckets})).one()
+    row = (await conn.execute(_events(w.granularity), {"c": community, **w.params(),
+                                                        "buckets": buckets})).one()
     series = [_counts(registered, attended, walk_ins, no_shows, new, start=b.isoformat())
               for b, registered, attended, walk_ins, no_shows, new in zip(
                   buckets, row.registered, row.attended, row.walk_ins, row.no_shows, row.new,

@@ -13,15 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.kpi.queries import backlog
 from services.kpi.queries.reads import single_reads
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import DAY_BUCKET, IN_WINDOW
+from services.kpi.queries.zones import IN_WINDOW, day_bucket
 
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
-# Each kind as an array over the window's periods (`:buckets`, zeros included), one row.
+# Each kind as an array over the window's periods (`:buckets`, zeros included), one row;
+# `{bucket}`: zones.day_bucket (the day itself at day granularity, no date_trunc per row).
 PERIODS = (
     "SELECT " + ", ".join(f"array_agg(CAST(coalesce(f.{kind}, 0) AS bigint) ORDER BY p.b)"
                           f" AS {kind}" for kind in COLUMNS)
     + " FROM unnest(CAST(:buckets AS date[])) AS p(b) LEFT JOIN"
-    f" (SELECT {DAY_BUCKET} AS b, "
+    " (SELECT {bucket} AS b, "
     + ", ".join(f"sum(n) FILTER (WHERE kind = '{kind}') AS {kind}" for kind in COLUMNS)
     + f" FROM feedback_days WHERE {IN_WINDOW} GROUP BY 1) f USING (b)"
 )
@@ -35,7 +36,8 @@ async def feedback_kpi(
     await single_reads(conn)
     buckets = w.buckets()
     answers, open_, row = await backlog.answers(
-        conn, community, w, timedelta(hours=sla_hours), PERIODS, buckets=buckets)
+        conn, community, w, timedelta(hours=sla_hours),
+        PERIODS.format(bucket=day_bucket(w.granularity)), buckets=buckets)
     series = [{"start": b.isoformat(), "submitted": s, "answered": a, "resolved": r}
               for b, s, a, r in zip(buckets, row.submitted, row.answered, row.resolved,
                                     strict=True)]
