@@ -18,7 +18,7 @@ VIEW_KEYS = ("community_id", "content_id", "counter")
 REACTION_KEYS = (*VIEW_KEYS, "kind")
 
 
-def _signed(keys: tuple[str, ...], dims: str) -> str:
+def signed_snapshots(keys: tuple[str, ...], dims: str) -> str:
     """The replaced and new snapshots after (+total) and before (-total) the batch."""
     using = ", ".join(keys)
     return (f"(SELECT community_id, as_of, {dims}, total AS n, 1 AS k FROM ins UNION ALL"
@@ -39,10 +39,10 @@ def _add(table: str, dims: str, source: str, zone_filter: str) -> str:
     )
 
 
-VIEW_DELTAS = [
-    f"vc AS ({_add('view_counter_days', 'channel', _signed(VIEW_KEYS, 'channel'), 'TRUE')})"]
+_VIEWS = _add("view_counter_days", "channel", signed_snapshots(VIEW_KEYS, "channel"), "TRUE")
+VIEW_DELTAS = [f"vc AS ({_VIEWS})"]
 _REACTIONS = _add("reaction_counter_days", "channel, kind",
-                  _signed(REACTION_KEYS, "channel, kind"), "TRUE")
+                  signed_snapshots(REACTION_KEYS, "channel, kind"), "TRUE")
 REACTION_DELTAS = [f"rc AS ({_REACTIONS})"]
 
 def backfill(zone_filter: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
-from services.kpi.facts import changing
+from services.kpi.facts import changing, content_views
 from services.kpi.facts.common import fact_time, insert_rows
 from services.kpi.facts.counters import REACTION_DELTAS, REACTION_KEYS, VIEW_DELTAS, VIEW_KEYS
 from services.kpi.facts.rollups import deltas
@@ -96,7 +96,7 @@ async def _write_content(
         "ON CONFLICT (community_id, content_id, counter) DO UPDATE SET"
         " channel = excluded.channel, total = excluded.total, as_of = excluded.as_of"
         " WHERE (excluded.as_of, excluded.total) > (t.as_of, t.total)",
-        then=VIEW_DELTAS, keys=VIEW_KEYS,
+        then=[*VIEW_DELTAS, *content_views.SNAPSHOT_DELTAS], keys=VIEW_KEYS,
     )
     await insert_rows(
         conn, "reaction_facts",

@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.facts import active, backlog, changing, counters, participants, retention, speed
+from services.kpi.facts import (
+    active,
+    backlog,
+    changing,
+    content_views,
+    counters,
+    participants,
+    retention,
+    speed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +109,7 @@ TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_g
 # Events and feedback (facts/participants.py, facts/backlog.py).
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
 TABLES += ("view_counter_days", "reaction_counter_days")  # facts/counters.py
+TABLES += ("content_view_totals", "first_reaction_delays")  # facts/content_views.py, speed.py
 
 
 def deltas(fact_table: str) -> list[str]:
@@ -109,6 +119,8 @@ def deltas(fact_table: str) -> list[str]:
             for i, r in enumerate(ROLLUPS) if r.source == fact_table]
     if fact_table == "activity":
         ctes += active.delta_ctes("ins")
+    if fact_table == "views":
+        ctes += content_views.VIEW_DELTAS
     return ctes + speed.deltas(fact_table)
 
 

@@ -12,6 +12,11 @@
   daily rows. A pair counts once: added by whichever of the reaction and the content is stored
   second (the other's delta finds no partner yet). A community's batches are applied one after
   another (docs/adr/0005), so no pair is missed or counted twice.
+- `first_reaction_delays`: per published content item its publication and the seconds to its
+  first added reaction (NULL while it has none), so the exact quantiles read one row per item
+  and no join. Whichever comes second sets the delay: the content joins the stored first
+  reactions, a reaction batch lowers the delay of stored content (`least`, idempotent), so it
+  equals the first reaction's delay whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -66,7 +71,37 @@ FIRSTS = (
     "INSERT INTO content_first_reactions AS t (community_id, content_id, first_at)"
     " SELECT community_id, content_id, min(at) FROM ins WHERE added GROUP BY 1, 2"
     " ON CONFLICT (community_id, content_id)"
-    " DO UPDATE SET first_at = least(t.first_at, excluded.first_at)"
+    " DO UPDATE SET first_at = excluded.first_at WHERE excluded.first_at < t.first_at"
+)
+
+
+SECONDS = "CAST(extract(epoch FROM {first} - {published}) AS double precision)"
+# Content published, with the delay to its first reaction stored so far (the statement's snapshot:
+# every earlier batch, and this batch's reactions come after its content).
+PUBLISHED = (
+    "INSERT INTO first_reaction_delays AS t (community_id, content_id, published_at,"
+    f" first_seconds) SELECT i.community_id, i.content_id, i.published_at,"
+    f" {SECONDS.format(first='f.first_at', published='i.published_at')} FROM ins i"
+    " LEFT JOIN content_first_reactions f"
+    " ON f.community_id = i.community_id AND f.content_id = i.content_id"
+    " ON CONFLICT (community_id, content_id) DO NOTHING"
+)
+# A reaction batch's first reactions lower the delay of content already stored; a row is
+# written only when its delay drops (no new row version for every reacted item).
+REACTED = (
+    "UPDATE first_reaction_delays t"
+    f" SET first_seconds = {SECONDS.format(first='b.first_at', published='t.published_at')}"
+    " FROM (SELECT community_id, content_id, min(at) AS first_at FROM ins WHERE added"
+    " GROUP BY 1, 2) b WHERE t.community_id = b.community_id AND t.content_id = b.content_id"
+    f" AND (t.first_seconds IS NULL"
+    f" OR {SECONDS.format(first='b.first_at', published='t.published_at')} < t.first_seconds)"
+)
+# Every community's, from what is stored (a migration, a bulk load; after FIRSTS_FROM_FACTS).
+FIRST_DELAYS_FROM_FACTS = (
+    "INSERT INTO first_reaction_delays SELECT c.community_id, c.content_id, c.published_at,"
+    f" {SECONDS.format(first='f.first_at', published='c.published_at')} FROM content c"
+    " LEFT JOIN content_first_reactions f"
+    " ON f.community_id = c.community_id AND f.content_id = c.content_id"
 )
 
 
@@ -78,9 +113,9 @@ def _delta(reactions: str, content: str) -> list[str]:
 def deltas(fact_table: str) -> list[str]:
     """CTEs over `ins` (the batch's inserted rows of `fact_table`)."""
     if fact_table == "reaction_facts":
-        return [f"sf AS ({FIRSTS})", *_delta("ins", "content")]
+        return [f"sf AS ({FIRSTS})", f"fr AS ({REACTED})", *_delta("ins", "content")]
     if fact_table == "content":
-        return _delta("reaction_facts", "ins")
+        return [f"fp AS ({PUBLISHED})", *_delta("reaction_facts", "ins")]
     return []
 
 

@@ -23,22 +23,30 @@ VIEWS = """
     UNION ALL
     SELECT {bucket}, channel, n FROM view_counter_days WHERE {in_window} AND snapshots > 0
 """
-# Whole months from `content_view_months`: a year is ~12 rows per content item, not ~365.
-CONTENT_VIEWS = f"""
-    {whole_months_and_days("content_id, n", "content_view")}
-    UNION ALL
-    SELECT content_id, total FROM view_counters
-    WHERE community_id = :c AND as_of >= :start AND as_of < :end
-"""
+# The most viewed content: an item whose span of view moments the window holds whole has all
+# its views in it, `content_view_totals.n` (one row each; facts/content_views.py). The items
+# the window cuts (`cut`) are summed as before: whole months from `content_view_months`, the
+# days around from `content_view_days`, and their latest snapshots in the window.
+SPANS = ("FROM content_view_totals"
+         " WHERE community_id = :c AND first_at < :end AND last_at >= :start")
+CUT = f"SELECT array_agg(content_id) AS ids {SPANS} AND (first_at < :start OR last_at >= :end)"
+CUT_IDS = "content_id = ANY(CAST((SELECT ids FROM cut) AS text[]))"
+CONTENT_VIEWS = (
+    f"(SELECT content_id, n {SPANS} AND first_at >= :start AND last_at < :end"
+    " ORDER BY n DESC, content_id LIMIT :limit) UNION ALL SELECT content_id, sum(n) FROM ("
+    + whole_months_and_days("content_id, n", "content_view", CUT_IDS)
+    + " UNION ALL SELECT content_id, total FROM view_counters WHERE community_id = :c"
+    f" AND {CUT_IDS} AND as_of >= :start AND as_of < :end) c GROUP BY 1"
+)
 
 # One round trip: views per period and per channel (`content_id` NULL; one of `b`, `channel`
 # NULL too), then the most viewed content items (a UNION keeps no order: Python sorts them
 # again, most viewed first, then id).
 VIEWS_AND_TOP = (
-    "SELECT b, channel, CAST(NULL AS text) AS content_id, sum(n) AS n FROM ({views}) v"
-    " GROUP BY GROUPING SETS ((b), (channel)) UNION ALL"
-    " (SELECT NULL, NULL, content_id, sum(n) FROM ("
-    + CONTENT_VIEWS + ") t GROUP BY 3 ORDER BY 4 DESC, 3 LIMIT :limit)"
+    f"WITH cut AS ({CUT}) SELECT b, channel, CAST(NULL AS text) AS content_id, sum(n) AS n"
+    " FROM ({views}) v GROUP BY GROUPING SETS ((b), (channel)) UNION ALL"
+    " (SELECT NULL, NULL, content_id, n FROM (" + CONTENT_VIEWS + ") t"
+    " ORDER BY 4 DESC, 3 LIMIT :limit)"
 )
 
 # A platform's anonymous count: only each (content, counter, kind)'s latest snapshot is kept, and

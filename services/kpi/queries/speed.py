@@ -19,15 +19,14 @@ from services.kpi.facts.speed import BIN_BASE, BIN_OFFSET
 from services.kpi.queries.window import Window
 from services.kpi.queries.zones import whole_months_and_days
 
-# Both quantiles from one sort (an array of fractions): the delays are numeric, slow to sort.
+# One row per content item published in the window, its first reaction's delay stored beside it
+# (facts/speed.py); both quantiles from one sort (an array of fractions; NULLs are no reaction).
 FIRSTS = """
     SELECT published, reacted, q[1] AS f50, q[2] AS f90 FROM (
-    SELECT count(*) AS published, count(f.first_at) AS reacted,
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM f.first_at
-               - c.published_at)) FILTER (WHERE f.first_at IS NOT NULL) AS q
-    FROM content c LEFT JOIN content_first_reactions f
-      ON f.community_id = c.community_id AND f.content_id = c.content_id
-    WHERE c.community_id = :c AND c.published_at >= :start AND c.published_at < :end) q
+    SELECT count(*) AS published, count(first_seconds) AS reacted,
+           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY first_seconds) AS q
+    FROM first_reaction_delays
+    WHERE community_id = :c AND published_at >= :start AND published_at < :end) q
 """
 DELAY_BINS = (
     "SELECT bin, CAST(sum(n) AS bigint) AS n FROM ("
