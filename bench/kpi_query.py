@@ -31,11 +31,12 @@ from gatherly.migrate import migrate
 from gatherly.settings import Settings
 from services.kpi.app import create_app
 from services.kpi.facts.changing import EVENT_REGISTRATIONS_FROM_FACTS
+from services.kpi.facts.content_views import FROM_FACTS as CONTENT_VIEWS_FROM_FACTS
 from services.kpi.facts.events import FIRST_ATTENDANCES_FROM_FACTS
 from services.kpi.facts.participants import EVENT_PARTICIPANTS_FROM_FACTS
 from services.kpi.facts.roles import HOLDERS_FROM_FACTS
 from services.kpi.facts.rollups import backfill
-from services.kpi.facts.speed import FIRSTS_FROM_FACTS
+from services.kpi.facts.speed import FIRST_DELAYS_FROM_FACTS, FIRSTS_FROM_FACTS
 from tests.conftest import free_port
 
 COMMUNITY, ZONE = "big", "Europe/Berlin"
@@ -106,6 +107,8 @@ def load_statements(members: int, facts: int) -> list[str]:
             UNION ALL SELECT member_id, checked_in_at FROM attendances) f""",
         # What the projection keeps beside the facts, zone-free (the zone's rollups: backfill).
         FIRSTS_FROM_FACTS,
+        FIRST_DELAYS_FROM_FACTS,  # after the first reactions
+        CONTENT_VIEWS_FROM_FACTS,
         FIRST_ATTENDANCES_FROM_FACTS,
         EVENT_PARTICIPANTS_FROM_FACTS,  # after the first attendances
         EVENT_REGISTRATIONS_FROM_FACTS,
