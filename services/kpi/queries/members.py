@@ -6,6 +6,7 @@ whole months from `member_months` and only the days around them from `member_day
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -63,16 +64,30 @@ async def members_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[
     }
 
 
+# The window's headline numbers in one row, no channel split: joined, rejoined, left within
+# the window, and the total before it (bigint: numeric would come back as Decimal).
+TOTALS = (
+    "SELECT " + ", ".join(
+        f"CAST(coalesce(sum(n) FILTER (WHERE NOT before AND kind = '{kind}'), 0) AS bigint)"
+        for kind in KINDS)
+    + ", CAST(coalesce(sum(CASE WHEN kind = 'left' THEN -n ELSE n END) FILTER (WHERE before), 0)"
+    " AS bigint) FROM (SELECT false AS before, kind, n FROM ("
+    + whole_months_and_days("kind, n", "member") + ") w UNION ALL SELECT true, kind, n FROM ("
+    + before_window("kind, n", "member") + ") o) m"
+)
+
+
 async def members_totals(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """The window's headline numbers alone (the summary's): what `members_kpi` answers at the
     top level, from one sum of the rollups before and within the window."""
-    sums, opening = dict.fromkeys(KINDS, 0), 0
-    for _, before, kind, n in await conn.execute(text(CHANNELS), {"c": community, **w.params()}):
-        if before:
-            opening += -int(n) if kind == "left" else int(n)
-        else:
-            sums[kind] += int(n)
-    return _totals(sums, opening)
+    row = (await conn.execute(text(TOTALS), {"c": community, **w.params()})).one()
+    return totals_of(row)
+
+
+def totals_of(row: Sequence[Any]) -> dict[str, Any]:
+    """`TOTALS`' row (joined, rejoined, left, opening) as the answer's numbers."""
+    joined, rejoined, left, opening = row
+    return _totals({"joined": joined, "rejoined": rejoined, "left": left}, opening)
 
 
 def _totals(sums: dict[str, int], opening: int) -> dict[str, Any]:
