@@ -23,7 +23,6 @@ from services.kpi.queries.content import reactions_kpi, views_kpi
 from services.kpi.queries.events import event_stats, events_kpi
 from services.kpi.queries.feedback import feedback_kpi
 from services.kpi.queries.members import members_kpi
-from services.kpi.queries.summary import summary_kpi
 from services.kpi.queries.window import BadWindow, Granularity, Window, days_ending
 from services.kpi.queries.zones import ensure_zone
 
@@ -229,8 +228,8 @@ async def summary(
     sla_hours: SlaHours,
 ) -> Response:
     """Every headline number for the window."""
-    async with request.app.state.engine.connect() as conn:
-        return framed(community, w, await summary_kpi(conn, community, w, sla_hours))
+    return framed(community, w,
+                  await request.app.state.summaries.answer(community, w, sla_hours))
 
 
 def following_today(w: Window, fixed_from: bool) -> Window:
@@ -254,8 +253,8 @@ async def stream(
     async def query() -> dict[str, Any]:
         # A stream without `to` follows the clock: after midnight its window ends today.
         now = w if fixed_to else following_today(w, fixed_from)
-        async with request.app.state.engine.connect() as conn:
-            return frame(community, now, await summary_kpi(conn, community, now, sla_hours))
+        return frame(community, now,
+                     await request.app.state.summaries.answer(community, now, sla_hours))
 
     return StreamingResponse(
         kpi_events(request.app.state.notifier, community, query),

@@ -13,15 +13,18 @@ from gatherly.web import install_service_basics
 from services.kpi.api import router
 from services.kpi.live import Notifier
 from services.kpi.projections import SCHEMA
+from services.kpi.queries.summary import Summaries
 
 # A question's window is bound as parameters, and after five runs of a statement Postgres may
 # keep a generic plan that ignores them: at 1M members reactions took 36 ms with it, 23 ms
 # planned for each question's values (docs/benchmarks.md).
 PLAN_EACH_QUESTION = {"plan_cache_mode": "force_custom_plan"}
+POOL_SIZE = 10  # and as many again as overflow (gatherly.db.create_engine)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = create_engine(settings.database, SCHEMA, postgres_settings=PLAN_EACH_QUESTION)
+    engine = create_engine(settings.database, SCHEMA, pool_size=POOL_SIZE,
+                           postgres_settings=PLAN_EACH_QUESTION)
     notifier = Notifier(settings.database)
 
     @asynccontextmanager
@@ -32,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Gatherly KPIs", version="1", lifespan=lifespan)
     app.state.engine = engine
+    app.state.summaries = Summaries(engine, pool_capacity=2 * POOL_SIZE)
     app.state.notifier = notifier
     install_service_basics(app, settings, engine)
     app.include_router(router)

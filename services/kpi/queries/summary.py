@@ -1,35 +1,123 @@
 """Every headline number for a window, in one answer (also what the live stream pushes and what
 a dashboard polls): only the window's totals, each from its rollup or one count, never the
-per-period series the full KPIs build."""
+per-period series the full KPIs build.
+
+One moment: every part reads one snapshot, so a batch the projection commits meanwhile is in
+all of the numbers or in none (and a part that reads twice, as feedback's quantiles do, finds
+the ranks it counted). The parts run side by side on `WIDTH` pooled connections: Postgres
+works on each at once, where one connection took the sum of their times. The first connection
+opens a REPEATABLE READ transaction and exports its snapshot, the others import it before
+their first read. A question that finds every fan-out slot taken (the pool would run dry: a
+summary holds its first connection while it waits for the others) runs the parts one after
+another on one connection, in one REPEATABLE READ transaction all the same.
+`tests/integration/test_kpi_summary.py` commits between the snapshot and the parts' reads."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kpi.queries.beyond import active_total
-from services.kpi.queries.channels import channels_kpi
+from services.kpi.queries.beyond import ACTIVE
+from services.kpi.queries.channels import TOP
 from services.kpi.queries.content import reactions_totals, views_total
 from services.kpi.queries.events import events_totals
 from services.kpi.queries.feedback import feedback_totals
-from services.kpi.queries.members import members_totals
+from services.kpi.queries.members import TOTALS, totals_of
 from services.kpi.queries.window import Window
 
+# Connections one summary reads on: members, top channel, active members and events on the
+# first; views and reactions on the second; feedback on the third (the three take about the
+# same time at 1M members, docs/benchmarks.md).
+WIDTH = 3
+# Members, the top channel and the active members: one statement, one round trip.
+HEADLINE = f"SELECT m.*, ({TOP}) AS top_channel, ({ACTIVE}) AS active FROM ({TOTALS}) m"
+SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
+T = TypeVar("T")
 
-async def summary_kpi(
-    conn: AsyncConnection, community: str, w: Window, sla_hours: float
-) -> dict[str, Any]:
-    members = await members_totals(conn, community, w)
+
+class Summaries:
+    """The summary over one engine, with at most `pool_capacity // WIDTH` questions fanned out
+    at a time: then every fanned-out question can hold all its connections at once, and the
+    others each hold one and wait for none, so no question waits on the pool forever."""
+
+    def __init__(self, engine: AsyncEngine, pool_capacity: int) -> None:
+        self.engine = engine
+        self._fan_out = asyncio.Semaphore(pool_capacity // WIDTH)
+
+    async def answer(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
+        if self._fan_out.locked():
+            return await self.one_by_one(community, w, sla_hours)
+        async with self._fan_out:
+            return await self.side_by_side(community, w, sla_hours)
+
+    async def side_by_side(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
+        async with _reading(self.engine) as first:
+            snapshot = str(await first.scalar(text("SELECT pg_export_snapshot()")))
+            # `first` stays open (and its snapshot importable) until every part is done.
+            (members, top, active, events), (views, reactions), feedback = await asyncio.gather(
+                _headline_and_events(first, community, w),
+                self._at(snapshot, lambda conn: _content(conn, community, w)),
+                self._at(snapshot, lambda conn: feedback_totals(conn, community, w, sla_hours)),
+            )
+        return _answer(members, views, reactions, events, feedback, active, top)
+
+    async def one_by_one(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
+        async with _reading(self.engine) as conn:
+            members, top, active, events = await _headline_and_events(conn, community, w)
+            views, reactions = await _content(conn, community, w)
+            feedback = await feedback_totals(conn, community, w, sla_hours)
+        return _answer(members, views, reactions, events, feedback, active, top)
+
+    async def _at(self, snapshot: str, part: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with _reading(self.engine, snapshot) as conn:
+            return await part(conn)
+
+
+@contextlib.asynccontextmanager
+async def _reading(engine: AsyncEngine, snapshot: str | None = None) -> AsyncIterator[
+        AsyncConnection]:
+    """A pooled connection in a read-only REPEATABLE READ transaction, on `snapshot` if given.
+    Opened by hand in one round trip (SQLAlchemy would send BEGIN, then prepare the SET anew
+    for every snapshot id); a connection that fails inside it never goes back to the pool."""
+    if snapshot is not None and not SNAPSHOT_ID.match(snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")  # spliced: SET takes no parameter
+    begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    if snapshot is not None:
+        begin += f"; SET TRANSACTION SNAPSHOT '{snapshot}'"
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")  # the transaction is ours
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        try:
+            await driver.execute(begin)
+            yield conn
+            await driver.execute("ROLLBACK")
+        except BaseException:
+            await conn.invalidate()
+            raise
+
+
+async def _headline_and_events(
+    conn: AsyncConnection, community: str, w: Window
+) -> tuple[dict[str, Any], str | None, int, dict[str, int]]:
+    row = (await conn.execute(text(HEADLINE), {"c": community, **w.params()})).one()
+    *moves, top, active = row
+    return totals_of(moves), top, int(active), await events_totals(conn, community, w)
+
+
+async def _content(conn: AsyncConnection, community: str, w: Window) -> tuple[int, Any]:
+    """Views first: reactions per view needs them."""
     views = await views_total(conn, community, w)
-    channels = (await channels_kpi(conn, community, w))["channels"]
-    return {
-        "members": {k: members[k] for k in
-                    ("total", "joined", "rejoined", "left", "net", "growth_rate", "churn_rate")},
-        "views": views,
-        "reactions": await reactions_totals(conn, community, w, views),
-        "events": await events_totals(conn, community, w),
-        "feedback": await feedback_totals(conn, community, w, sla_hours),
-        "active_members": await active_total(conn, community, w),
-        "top_channel": channels[0]["channel"] if channels else None,
-    }
+    return views, await reactions_totals(conn, community, w, views)
+
+
+def _answer(members: dict[str, Any], views: int, reactions: Any, events: dict[str, int],
+            feedback: dict[str, Any], active: int, top: str | None) -> dict[str, Any]:
+    return {"members": members, "views": views, "reactions": reactions, "events": events,
+            "feedback": feedback, "active_members": active, "top_channel": top}
