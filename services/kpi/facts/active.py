@@ -93,12 +93,12 @@ def _all_pairs(where: str) -> str:
     return f"(SELECT community_id, tz, day, previous, 1 AS n FROM ({_pairs(days)}) s)"
 
 
-# A new zone has no rows yet: plain sorted inserts, no conflict checks (much faster at scale);
-# its days, then the pairs of every member's days in order, then the counts from the pairs.
+# A new zone has no rows yet: plain inserts in key order (member, day), no conflict checks (much
+# faster at scale); its days, then the pairs of every member's days in order, then the counts.
 SEEN_BACKFILL = (
     "INSERT INTO active_seen (community_id, tz, period, start, member_id)"
     " SELECT DISTINCT :c, :tz, 'day', CAST(s.at AT TIME ZONE :tz AS date) AS start, s.member_id"
-    " FROM activity s WHERE s.community_id = :c ORDER BY 4, 5"
+    " FROM activity s WHERE s.community_id = :c ORDER BY 5, 4"
 )
 BACKFILL = _gaps_insert(_all_pairs("community_id = :c AND tz = :tz"))
 COUNTS_BACKFILL = _counts_insert(

@@ -76,6 +76,18 @@ async def record_activity(
     )
 
 
+_RENAME = (
+    "UPDATE {table} t SET member_id = k.p"
+    " FROM unnest(CAST(:c AS text[]), CAST(:m AS text[]), CAST(:p AS text[])) AS k(c, m, p){join}"
+    " WHERE t.community_id = k.c AND t.member_id = k.m{where}"
+)
+# `active_seen` is keyed (community, zone, member, ...) with no index by member alone (kpi0018):
+# its rows are found per registered zone of the community.
+_BY_ZONE = {"active_seen": {"join": " JOIN kpi_zones z ON z.community_id = k.c",
+                            "where": " AND t.tz = z.tz"}}
+_ANY_ZONE = {"join": "", "where": ""}
+
+
 async def erase(conn: AsyncConnection, events: list[Envelope]) -> None:
     """Replace the ids of members erased in this batch by their pseudonym, everywhere."""
     erased = {(e.community_id, e.subject) for e in events if e.type == ERASED}
@@ -87,11 +99,6 @@ async def erase(conn: AsyncConnection, events: list[Envelope]) -> None:
         "p": [pseudonym(c, m) for c, m in erased],
     }
     for table in MEMBER_TABLES:
-        await conn.execute(
-            text(
-                f"UPDATE {table} t SET member_id = k.p"
-                " FROM unnest(CAST(:c AS text[]), CAST(:m AS text[]), CAST(:p AS text[]))"
-                " AS k(c, m, p) WHERE t.community_id = k.c AND t.member_id = k.m"
-            ),
-            params,
-        )
+        await conn.execute(text(_RENAME.format(table=table, **_BY_ZONE.get(table, _ANY_ZONE))),
+                           params)
+
