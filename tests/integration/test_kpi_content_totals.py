@@ -16,8 +16,9 @@ from gatherly.db import create_engine
 from gatherly.envelope import Envelope
 from gatherly.settings import Settings
 from services.kpi.queries.content import views_kpi
-from services.kpi.queries.speed import speed_kpi
+from services.kpi.queries.speed import quantile, speed_kpi
 from services.kpi.queries.window import Window
+from services.kpi.queries.zones import whole_months_and_days
 from tests.integration.test_kpi_oracle_history import generate
 from tests.integration.test_kpi_rollups import COMMUNITY, rows
 from tests.integration.test_kpi_support import project_while_zones_register
@@ -44,6 +45,13 @@ TOP = ("SELECT content_id, sum(n) FROM (SELECT content_id, count AS n FROM views
 FIRSTS = ("SELECT count(*), count(d), percentile_cont(0.5) WITHIN GROUP (ORDER BY d),"
           f" percentile_cont(0.9) WITHIN GROUP (ORDER BY d) FROM ({DELAYS}) f(id, at, d)"
           " WHERE at >= :start AND at < :end")
+GROUPS = ("SELECT month, bin >> 5, sum(n) FROM reaction_delay_months"
+          " WHERE community_id = :c AND tz = :tz GROUP BY 1, 2")
+STORED_GROUPS = ("SELECT month, grp, n FROM reaction_delay_month_groups"
+                 " WHERE community_id = :c AND tz = :tz")
+# Every bin of the window, for the median as it was read before the groups.
+BINS = ("SELECT bin, sum(n) FROM (" + whole_months_and_days("bin, n", "reaction_delay")
+        + ") b GROUP BY 1 ORDER BY 1")
 WINDOWS = ((date(2025, 1, 1), date(2025, 12, 31)), (date(2025, 2, 11), date(2025, 10, 20)),
            (date(2025, 5, 3), date(2025, 5, 17)), (date(2024, 12, 20), date(2025, 1, 5)),
            (date(2024, 11, 1), date(2026, 1, 31)))
@@ -69,12 +77,15 @@ async def assert_answers_match_the_facts(engine: AsyncEngine, w: Window, limit: 
     async with engine.connect() as conn:
         top = [(content, int(n)) for content, n in await conn.execute(text(TOP), params)]
         published, reacted, f50, f90 = (await conn.execute(text(FIRSTS), params)).one()
+        bins = [(int(b), int(n)) for b, n in await conn.execute(text(BINS), params)]
         views = await views_kpi(conn, COMMUNITY, w, limit)
         speed = await speed_kpi(conn, COMMUNITY, w)
     assert top, (w, limit)  # every window here has views
     assert [(c["content_id"], c["views"]) for c in views["content"]] == top, (w, limit)
     assert (speed["content_published"], speed["content_reacted"]) == (published, reacted), w
     assert speed["first_reaction_seconds"] == {"median": f50, "p90": f90}, w
+    # Read from the groups holding its ranks: the same number as from every bin.
+    assert speed["all_reactions_seconds"]["median"] == quantile(bins, 0.5), w
 
 
 async def test_content_totals_and_first_delays_are_exact_in_any_arrival_order(
@@ -95,6 +106,9 @@ async def test_content_totals_and_first_delays_are_exact_in_any_arrival_order(
         delays = await rows(engine, STORED_DELAYS, "UTC")
         assert delays == await rows(engine, DELAYS, "UTC") and delays
         assert any(d is None for _, _, d in delays) and any(d for _, _, d in delays)
+        for tz in ("UTC", "Europe/Berlin", "Pacific/Chatham"):
+            groups = await rows(engine, STORED_GROUPS, tz)
+            assert groups == await rows(engine, GROUPS, tz) and groups, tz
         for tz in ("Europe/Berlin", "Pacific/Chatham"):
             for first, last in WINDOWS:
                 for limit in (3, 40):

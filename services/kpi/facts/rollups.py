@@ -109,7 +109,7 @@ TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_g
 # Events and feedback (facts/participants.py, facts/backlog.py).
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
 TABLES += ("view_counter_days", "reaction_counter_days")  # facts/counters.py
-TABLES += ("content_view_totals", "first_reaction_delays")  # facts/content_views.py, speed.py
+TABLES += ("content_view_totals", "first_reaction_delays", "reaction_delay_month_groups")
 
 
 def deltas(fact_table: str) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.speed import FIRSTS, as_float, speed_kpi
+from services.kpi.queries.speed import FIRSTS, SPEED, as_float, speed_of
 from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import IN_WINDOW, day_bucket, whole_months_and_days
 
@@ -60,8 +60,7 @@ SUMS = ", ".join(f"coalesce(sum(n) FILTER (WHERE part = '{part}'), 0) AS {part}"
                  for part in ("added", "removed", "counted"))
 # One round trip, one row per period, per channel and per kind, added, removed and counted side
 # by side: members' own reactions per period from the daily totals, per channel and kind from
-# whole months and the days around; platforms' counts from their snapshots; and a last row with
-# the window's views.
+# whole months and the days around; platforms' counts from their snapshots.
 REACTION_COUNTS = (
     f"SELECT b, CAST(NULL AS text) AS channel, CAST(NULL AS text) AS kind, {SUMS},"
     f" CAST(NULL AS numeric) AS views FROM (SELECT {{bucket}} AS b, {PART} AS part, n"
@@ -71,7 +70,14 @@ REACTION_COUNTS = (
     + whole_months_and_days("channel, kind, added, n", "reaction")
     + ") m UNION ALL SELECT channel, kind, part, n FROM ({counted}) c) s"
     " GROUP BY GROUPING SETS ((channel), (kind))"
-    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, ({views_total})"
+)
+SPEED_COLUMNS = ("published", "reacted", "f50", "f90", "below", "total", "bins", "ns")
+# The reactions' whole answer in one round trip: the counts, then one row with the window's
+# views and the speed (queries/speed.py).
+REACTIONS = (
+    f"SELECT *, {', '.join(f'NULL AS {c}' for c in SPEED_COLUMNS)} FROM ({REACTION_COUNTS}) r"
+    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, ({views_total}),"
+    f" {', '.join('s.' + c for c in SPEED_COLUMNS)} FROM ({SPEED}) s"
 )
 ADDED = f"SELECT sum(n) FROM ({whole_months_and_days('n', 'reaction', 'added')}) a"
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
@@ -127,14 +133,14 @@ async def reactions_totals(
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     # Postgres sums per period, per channel and per kind: a year of days by channel and kind
     # is ~13k rows Python would spend longer on than the database does.
-    sql = REACTION_COUNTS.format(
+    sql = REACTIONS.format(
         bucket=day_bucket(w.granularity), in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
         counted=COUNTED.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW))
     periods: dict[date, dict[str, int]] = {}
     splits: dict[str, dict[str, dict[str, int]]] = {"channels": {}, "kinds": {}}
-    views = 0
-    for b, channel, kind, added, removed, counted, viewed in await conn.execute(
-            text(sql), {"c": community, **w.params()}):
+    views, speed = 0, {}
+    for row in await conn.execute(text(sql), {"c": community, **w.params()}):
+        b, channel, kind, added, removed, counted, viewed = row[:7]
         counts = {"added": int(added or 0), "removed": int(removed or 0),
                   "counted": int(counted or 0)}
         if b is not None:
@@ -144,7 +150,7 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
         elif kind is not None:
             splits["kinds"][kind] = counts
         else:
-            views = int(viewed or 0)
+            views, speed = int(viewed or 0), speed_of(row)
     added, removed, counted = (sum(c[k] for c in splits["kinds"].values())
                                for k in ("added", "removed", "counted"))
     none = {"added": 0, "removed": 0, "counted": 0}
@@ -155,5 +161,5 @@ async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dic
         "periods": [{"start": s.isoformat(), **periods.get(s, none)} for s in w.buckets()],
         "channels": dict(sorted(splits["channels"].items())),
         "kinds": dict(sorted(splits["kinds"].items())),
-        "speed": await speed_kpi(conn, community, w),
+        "speed": speed,
     }
