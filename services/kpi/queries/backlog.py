@@ -52,16 +52,20 @@ _IN_WINDOW = (" AND submitted_at IS NOT NULL AND answered_at IS NOT NULL"
               " AND submitted_at >= :lo AND submitted_at < :hi"
               " AND (submitted_at >= :inner_lo AND submitted_at < :inner_hi"
               " OR CAST(submitted_at AT TIME ZONE :tz AS date) BETWEEN :first AND :last)")
-# The waits at positions off .. off + cnt - 1 (wait order) of each bin, and how many of the
-# SLA's bin are within it: Postgres sorts one bin's rows, only the values travel.
+# The waits at positions at .. at + cnt - 1 (wait order) of each bin, and how many of the
+# SLA's bin are within it. A bin's rows of the window are read in wait order (kpi0016's index,
+# or sorted when the planner finds the window's rows fewer), from the nearer end: `off` rows
+# skipped from the start, or from the end when `rev`. Only the values travel.
+_BIN_ROWS = (f"SELECT {WAIT_SECONDS} AS s FROM feedback"
+             f" WHERE community_id = :c AND {WAIT_BIN} = k.key{_IN_WINDOW}")
 WAITS_AT = (
-    "SELECT k.key, k.off + row_number() OVER (PARTITION BY k.key, k.off ORDER BY x.s) - 1 AS pos,"
+    "SELECT k.key, k.at + row_number() OVER (PARTITION BY k.key, k.at ORDER BY x.s) - 1 AS pos,"
     f" x.s AS value, (SELECT count(*) FROM feedback WHERE community_id = :c"
     f" AND {WAIT_BIN} = :sla_bin{_IN_WINDOW} AND answered_at - submitted_at <= :sla) AS within"
-    " FROM unnest(CAST(:bins AS int[]), CAST(:bin_offs AS int[]), CAST(:bin_cnts AS int[]))"
-    f" AS k(key, off, cnt) CROSS JOIN LATERAL (SELECT {WAIT_SECONDS} AS s FROM feedback"
-    f" WHERE community_id = :c AND {WAIT_BIN} = k.key{_IN_WINDOW}"
-    " ORDER BY 1 OFFSET k.off LIMIT k.cnt) x"
+    " FROM unnest(CAST(:bins AS int[]), CAST(:bin_offs AS int[]), CAST(:bin_cnts AS int[]),"
+    " CAST(:bin_ats AS int[]), CAST(:bin_revs AS bool[])) AS k(key, off, cnt, at, rev)"
+    f" CROSS JOIN LATERAL (({_BIN_ROWS} AND NOT k.rev ORDER BY 1 OFFSET k.off LIMIT k.cnt)"
+    f" UNION ALL ({_BIN_ROWS} AND k.rev ORDER BY 1 DESC OFFSET k.off LIMIT k.cnt)) x"
 )
 _OPEN_ON = (
     "FROM feedback WHERE community_id = :c"
@@ -114,7 +118,7 @@ async def answers(
     waits_at = {k: _locate(bins, k) for p in (0.5, 0.9) for k in _ranks(p, answered)}
     ages_at = {p: _locate(days, p) for p in {opened - 1 - k for k in _ranks(0.5, opened)}
                | ({0} if opened else set())}
-    found, within = await _pick(conn, set(waits_at.values()), set(ages_at.values()), {
+    found, within = await _pick(conn, set(waits_at.values()), dict(bins), set(ages_at.values()), {
         **params, "sla_bin": row.sla_bin, "lo": w.start - PAD, "hi": w.end + PAD,
         "inner_lo": w.start + PAD, "inner_hi": w.end - PAD})
     wait, age = ({k: found[at] for k, at in ranks.items()} for ranks in (waits_at, ages_at))
@@ -134,31 +138,39 @@ def _rollups(also: str) -> TextClause:
 
 
 async def _pick(
-    conn: AsyncConnection, waits: Wanted, ages: Wanted, params: dict[str, Any]
+    conn: AsyncConnection, waits: Wanted, sizes: dict[Any, int], ages: Wanted,
+    params: dict[str, Any],
 ) -> tuple[dict[tuple[Any, int], float], int]:
-    """The values at the (bin, position) pairs `waits` and the (day, position) pairs `ages`,
-    one read per run of neighbouring positions, and how many of the SLA's bin are within it
-    (0 if no wait is wanted)."""
+    """The values at the (bin, position) pairs `waits` (`sizes`: rows per bin) and the (day,
+    position) pairs `ages`, one read per run of neighbouring positions, and how many of the
+    SLA's bin are within it (0 if no wait is wanted)."""
     if not waits and not ages:
         return {}, 0
-    (bins, bin_offs, bin_cnts), (days, day_offs, day_cnts) = _spans(waits), _spans(ages)
+    bins = _spans(waits)
+    # A run in a bin's upper half is read backwards: the p90 sits near its bin's end.
+    revs = [2 * at + cnt > sizes[key] for key, at, cnt in bins]
+    days = _spans(ages)
     rows = list(await conn.execute(_PICKS, {
-        **params, "bins": bins, "bin_offs": bin_offs, "bin_cnts": bin_cnts,
-        "days": days, "day_offs": day_offs, "day_cnts": day_cnts}))
+        **params, "bins": [key for key, _, _ in bins],
+        "bin_offs": [sizes[key] - at - cnt if rev else at
+                     for (key, at, cnt), rev in zip(bins, revs, strict=True)],
+        "bin_cnts": [cnt for _, _, cnt in bins], "bin_ats": [at for _, at, _ in bins],
+        "bin_revs": revs, "days": [key for key, _, _ in days],
+        "day_offs": [at for _, at, _ in days], "day_cnts": [cnt for _, _, cnt in days]}))
     found = {(bin if day is None else day, int(pos)): float(value)
              for bin, day, pos, value, _ in rows}
     return found, next((int(r.within) for r in rows if r.within is not None), 0)
 
 
-def _spans(wanted: Wanted) -> tuple[list[Any], list[int], list[int]]:
-    """Keys, first positions and counts: neighbouring positions of a key merged."""
+def _spans(wanted: Wanted) -> list[tuple[Any, int, int]]:
+    """(key, first position, count): neighbouring positions of a key merged."""
     spans: list[tuple[Any, int, int]] = []
     for key, pos in sorted(wanted):
         if spans and spans[-1][0] == key and spans[-1][1] + spans[-1][2] == pos:
             spans[-1] = (key, spans[-1][1], spans[-1][2] + 1)
         else:
             spans.append((key, pos, 1))
-    return [k for k, _, _ in spans], [o for _, o, _ in spans], [n for _, _, n in spans]
+    return spans
 
 
 def _ranks(p: float, total: int) -> Iterable[int]:
