@@ -31,9 +31,9 @@ from services.kpi.queries.feedback import feedback_totals
 from services.kpi.queries.members import TOTALS, totals_of
 from services.kpi.queries.window import Window
 
-# Connections one summary reads on: members, top channel, active members and events on the
-# first; views and reactions on the second; feedback on the third (the three take about the
-# same time at 1M members, docs/benchmarks.md).
+# Connections one summary reads on: members, top channel and active members on the first;
+# views, reactions and events on the second; feedback on the third (each 3-4 ms at 1M members,
+# docs/benchmarks.md).
 WIDTH = 3
 # Members, the top channel and the active members: one statement, one round trip.
 HEADLINE = f"SELECT m.*, ({TOP}) AS top_channel, ({ACTIVE}) AS active FROM ({TOTALS}) m"
@@ -60,17 +60,17 @@ class Summaries:
         async with _reading(self.engine) as first:
             snapshot = str(await first.scalar(text("SELECT pg_export_snapshot()")))
             # `first` stays open (and its snapshot importable) until every part is done.
-            (members, top, active, events), (views, reactions), feedback = await asyncio.gather(
-                _headline_and_events(first, community, w),
-                self._at(snapshot, lambda conn: _content(conn, community, w)),
+            (members, top, active), (views, reactions, events), feedback = await asyncio.gather(
+                _headline(first, community, w),
+                self._at(snapshot, lambda conn: _content_and_events(conn, community, w)),
                 self._at(snapshot, lambda conn: feedback_totals(conn, community, w, sla_hours)),
             )
         return _answer(members, views, reactions, events, feedback, active, top)
 
     async def one_by_one(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
         async with _reading(self.engine) as conn:
-            members, top, active, events = await _headline_and_events(conn, community, w)
-            views, reactions = await _content(conn, community, w)
+            members, top, active = await _headline(conn, community, w)
+            views, reactions, events = await _content_and_events(conn, community, w)
             feedback = await feedback_totals(conn, community, w, sla_hours)
         return _answer(members, views, reactions, events, feedback, active, top)
 
@@ -103,18 +103,21 @@ async def _reading(engine: AsyncEngine, snapshot: str | None = None) -> AsyncIte
             raise
 
 
-async def _headline_and_events(
+async def _headline(
     conn: AsyncConnection, community: str, w: Window
-) -> tuple[dict[str, Any], str | None, int, dict[str, int]]:
+) -> tuple[dict[str, Any], str | None, int]:
     row = (await conn.execute(text(HEADLINE), {"c": community, **w.params()})).one()
     *moves, top, active = row
-    return totals_of(moves), top, int(active), await events_totals(conn, community, w)
+    return totals_of(moves), top, int(active)
 
 
-async def _content(conn: AsyncConnection, community: str, w: Window) -> tuple[int, Any]:
+async def _content_and_events(
+    conn: AsyncConnection, community: str, w: Window
+) -> tuple[int, Any, dict[str, int]]:
     """Views first: reactions per view needs them."""
     views = await views_total(conn, community, w)
-    return views, await reactions_totals(conn, community, w, views)
+    reactions = await reactions_totals(conn, community, w, views)
+    return views, reactions, await events_totals(conn, community, w)
 
 
 def _answer(members: dict[str, Any], views: int, reactions: Any, events: dict[str, int],
