@@ -116,20 +116,28 @@ async def test_many_questions_at_once_on_a_small_pool_all_get_answers(
     assert await idle_in_transaction(engine) == 0
 
 
-async def test_a_part_that_fails_leaves_no_transaction_in_the_pool(
+async def test_a_part_that_fails_stops_the_others_and_leaves_no_transaction_in_the_pool(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     summaries = Summaries(engine, pool_capacity=6)
     expected = await summaries.side_by_side(COMMUNITY, MARCH, 24.0)
 
     async def broken(conn: AsyncConnection, *args: Any) -> dict[str, Any]:
-        await conn.execute(text("SELECT 1"))
         raise RuntimeError("a part failed")
+
+    views_total = summary.views_total
+
+    async def slow(conn: AsyncConnection, *args: Any) -> int:
+        await asyncio.sleep(0.5)  # still running when the other part fails
+        return await views_total(conn, *args)
 
     with monkeypatch.context() as patched:
         patched.setattr(summary, "feedback_totals", broken)
+        patched.setattr(summary, "views_total", slow)
         for ask in WAYS.values():
             with pytest.raises(RuntimeError):
                 await ask(summaries)
+            # The other parts were stopped, not left running on their connections.
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await idle_in_transaction(engine) == 0
     assert await summaries.side_by_side(COMMUNITY, MARCH, 24.0) == expected

@@ -60,7 +60,7 @@ class Summaries:
         async with _reading(self.engine) as first:
             snapshot = str(await first.scalar(text("SELECT pg_export_snapshot()")))
             # `first` stays open (and its snapshot importable) until every part is done.
-            (members, top, active), (views, reactions, events), feedback = await asyncio.gather(
+            (members, top, active), (views, reactions, events), feedback = await _all(
                 _headline(first, community, w),
                 self._at(snapshot, lambda conn: _content_and_events(conn, community, w)),
                 self._at(snapshot, lambda conn: feedback_totals(conn, community, w, sla_hours)),
@@ -77,6 +77,21 @@ class Summaries:
     async def _at(self, snapshot: str, part: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with _reading(self.engine, snapshot) as conn:
             return await part(conn)
+
+
+async def _all(*parts: Awaitable[Any]) -> list[Any]:
+    """Every part's result; if one fails (or the question is cancelled), the others are
+    cancelled and awaited before its error goes on, so no part still holds a connection (or
+    reads on the first one) once the summary has given up. Plain `gather` would leave them
+    running; a TaskGroup would wrap the error in an ExceptionGroup the callers do not expect."""
+    tasks = [asyncio.ensure_future(part) for part in parts]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 @contextlib.asynccontextmanager
