@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.db import create_engine
@@ -141,3 +142,15 @@ async def test_a_part_that_fails_stops_the_others_and_leaves_no_transaction_in_t
             assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await idle_in_transaction(engine) == 0
     assert await summaries.side_by_side(COMMUNITY, MARCH, 24.0) == expected
+
+
+async def test_a_snapshot_that_cannot_be_read_fails_as_a_database_error(
+    engine: AsyncEngine
+) -> None:
+    """The summary opens its transactions on the driver's connection; their errors still
+    arrive as SQLAlchemy's (the API's 503, the stream's retry), and the connection is dropped."""
+    summaries = Summaries(engine, pool_capacity=6)
+    with pytest.raises(DBAPIError, match="does not exist"):
+        await summaries._at("00000003-0000001B-1", lambda conn: conn.scalar(text("SELECT 1")))
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await idle_in_transaction(engine) == 0

@@ -20,7 +20,9 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kpi.queries.beyond import ACTIVE
@@ -110,12 +112,21 @@ async def _reading(engine: AsyncEngine, snapshot: str | None = None) -> AsyncIte
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         try:
-            await driver.execute(begin)
+            await _send(driver, begin)
             yield conn
-            await driver.execute("ROLLBACK")
+            await _send(driver, "ROLLBACK")
         except BaseException:
             await conn.invalidate()
             raise
+
+
+async def _send(driver: asyncpg.Connection, sql: str) -> None:
+    """`sql` on the driver's connection, its errors reported as SQLAlchemy reports the parts':
+    the API answers 503 and the live stream keeps going (a database restarting)."""
+    try:
+        await driver.execute(sql)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise OperationalError(sql, None, error) from error
 
 
 async def _headline(
