@@ -50,6 +50,7 @@ GAPS = months_and_days("n FROM active_gaps",
                        "community_id = :c AND tz = :tz AND previous < :first")
 # Distinct members active from :first to :last (the window's: `Window.params`).
 ACTIVE = f"SELECT CAST(coalesce(sum(n), 0) AS bigint) FROM ({GAPS}) g"
+ACTIVE_SQL = text(ACTIVE)  # built once: text() scans for parameters each time
 
 
 async def active_total(conn: AsyncConnection, community: str, w: Window) -> int:
@@ -63,7 +64,7 @@ async def _distinct(conn: AsyncConnection, community: str, tz: str, first: date,
     it whose previous active day is before it; whole months from the monthly rows."""
     m1, m2 = whole_months(first, last)
     found = await conn.scalar(
-        text(ACTIVE),
+        ACTIVE_SQL,
         {"c": community, "tz": tz, "first": first, "last": last, "m1": m1, "m2": m2},
     )
     return int(found or 0)

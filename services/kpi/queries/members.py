@@ -75,12 +75,13 @@ TOTALS = (
     + whole_months_and_days("kind, n", "member") + ") w UNION ALL SELECT true, kind, n FROM ("
     + before_window("kind, n", "member") + ") o) m"
 )
+TOTALS_SQL = text(TOTALS)  # built once: text() scans for parameters each time
 
 
 async def members_totals(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """The window's headline numbers alone (the summary's): what `members_kpi` answers at the
     top level, from one sum of the rollups before and within the window."""
-    row = (await conn.execute(text(TOTALS), {"c": community, **w.params()})).one()
+    row = (await conn.execute(TOTALS_SQL, {"c": community, **w.params()})).one()
     return totals_of(row)
 
 

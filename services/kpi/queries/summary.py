@@ -39,6 +39,8 @@ from services.kpi.queries.window import Window
 WIDTH = 3
 # Members, the top channel and the active members: one statement, one round trip.
 HEADLINE = f"SELECT m.*, ({TOP}) AS top_channel, ({ACTIVE}) AS active FROM ({TOTALS}) m"
+# Built once: text() scans a statement for its parameters each time it is built.
+HEADLINE_SQL, EXPORT_SQL = text(HEADLINE), text("SELECT pg_export_snapshot()")
 SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
 T = TypeVar("T")
 
@@ -60,7 +62,7 @@ class Summaries:
 
     async def side_by_side(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
         async with _reading(self.engine) as first:
-            snapshot = str(await first.scalar(text("SELECT pg_export_snapshot()")))
+            snapshot = str(await first.scalar(EXPORT_SQL))
             # `first` stays open (and its snapshot importable) until every part is done.
             (members, top, active), (views, reactions, events), feedback = await _all(
                 _headline(first, community, w),
@@ -132,7 +134,7 @@ async def _send(driver: asyncpg.Connection, sql: str) -> None:
 async def _headline(
     conn: AsyncConnection, community: str, w: Window
 ) -> tuple[dict[str, Any], str | None, int]:
-    row = (await conn.execute(text(HEADLINE), {"c": community, **w.params()})).one()
+    row = (await conn.execute(HEADLINE_SQL, {"c": community, **w.params()})).one()
     *moves, top, active = row
     return totals_of(moves), top, int(active)
 
