@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.speed import FIRSTS, SPEED, as_float, speed_of
@@ -90,15 +91,32 @@ REACTION_TOTALS = (
 )
 
 
+# Built once each (text() scans a statement for its parameters every time it is built).
+VIEWS_TOTAL_SQL, REACTION_TOTALS_SQL = text(VIEWS_TOTAL), text(REACTION_TOTALS)
+
+
+@cache
+def _views(granularity: str) -> TextClause:
+    views = VIEWS.format(bucket=day_bucket(granularity), in_window=IN_WINDOW)
+    return text(VIEWS_AND_TOP.format(views=views))
+
+
+@cache
+def _reactions(granularity: str) -> TextClause:
+    bucket = day_bucket(granularity)
+    return text(REACTIONS.format(
+        bucket=bucket, in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
+        counted=COUNTED.format(bucket=bucket, in_window=IN_WINDOW)))
+
+
 async def views_kpi(
     conn: AsyncConnection, community: str, w: Window, limit: int = 100
 ) -> dict[str, Any]:
     params = {"c": community, **w.params()}
     per_period: dict[date, int] = defaultdict(int)
     per_channel: dict[str, int] = defaultdict(int)
-    views = VIEWS.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW)
     top: list[tuple[int, str]] = []
-    for b, channel, content_id, n in await conn.execute(text(VIEWS_AND_TOP.format(views=views)),
+    for b, channel, content_id, n in await conn.execute(_views(w.granularity),
                                                         {**params, "limit": limit}):
         if content_id is not None:
             top.append((-int(n), content_id))
@@ -116,7 +134,7 @@ async def views_kpi(
 
 
 async def views_total(conn: AsyncConnection, community: str, w: Window) -> int:
-    total = await conn.scalar(text(VIEWS_TOTAL), {"c": community, **w.params()})
+    total = await conn.scalar(VIEWS_TOTAL_SQL, {"c": community, **w.params()})
     return int(total or 0)
 
 
@@ -124,7 +142,7 @@ async def reactions_totals(
     conn: AsyncConnection, community: str, w: Window, views: int
 ) -> dict[str, Any]:
     """The summary's numbers alone: added, reactions per view, median time to first reaction."""
-    row = (await conn.execute(text(REACTION_TOTALS), {"c": community, **w.params()})).one()
+    row = (await conn.execute(REACTION_TOTALS_SQL, {"c": community, **w.params()})).one()
     added = int(row.added or 0)
     return {"added": added, "per_view": ratio(added + int(row.counted or 0), views),
             "first_reaction_median_seconds": as_float(row.f50)}
@@ -133,13 +151,10 @@ async def reactions_totals(
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     # Postgres sums per period, per channel and per kind: a year of days by channel and kind
     # is ~13k rows Python would spend longer on than the database does.
-    sql = REACTIONS.format(
-        bucket=day_bucket(w.granularity), in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
-        counted=COUNTED.format(bucket=day_bucket(w.granularity), in_window=IN_WINDOW))
     periods: dict[date, dict[str, int]] = {}
     splits: dict[str, dict[str, dict[str, int]]] = {"channels": {}, "kinds": {}}
     views, speed = 0, {}
-    for row in await conn.execute(text(sql), {"c": community, **w.params()}):
+    for row in await conn.execute(_reactions(w.granularity), {"c": community, **w.params()}):
         b, channel, kind, added, removed, counted, viewed = row[:7]
         counts = {"added": int(added or 0), "removed": int(removed or 0),
                   "counted": int(counted or 0)}

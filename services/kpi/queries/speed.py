@@ -67,8 +67,11 @@ SPEED = (
 )
 
 
+SPEED_SQL = text(SPEED)
+
+
 async def speed_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    return speed_of((await conn.execute(text(SPEED), {"c": community, **w.params()})).one())
+    return speed_of((await conn.execute(SPEED_SQL, {"c": community, **w.params()})).one())
 
 
 def speed_of(row: Any) -> dict[str, Any]:
