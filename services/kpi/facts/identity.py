@@ -81,7 +81,7 @@ _RENAME = (
     " FROM unnest(CAST(:c AS text[]), CAST(:m AS text[]), CAST(:p AS text[])) AS k(c, m, p){join}"
     " WHERE t.community_id = k.c AND t.member_id = k.m{where}"
 )
-# `active_seen` is keyed (community, zone, member, ...) with no index by member alone (kpi0018):
+# `active_seen` is keyed (community, zone, member, ...) with no index by member alone (kpi0017):
 # its rows are found per registered zone of the community.
 _BY_ZONE = {"active_seen": {"join": " JOIN kpi_zones z ON z.community_id = k.c",
                             "where": " AND t.tz = z.tz"}}

@@ -9,12 +9,12 @@ so `active_seen_by_member` goes. `activity`'s key becomes (community, member, mi
 reads it, so `activity_by_member` goes; nothing reads activity by time alone (a new zone's
 backfill reads a community's rows whole).
 
-Revision ID: kpi0018
+Revision ID: kpi0017
 """
 
 from alembic import op
 
-revision = "kpi0018"
+revision = "kpi0017"
 down_revision = "kpi0016"
 branch_labels = None
 depends_on = None
