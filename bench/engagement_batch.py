@@ -31,7 +31,7 @@ import httpx
 from fastapi import FastAPI
 
 from bench.gateway_throughput import community_key
-from bench.system import RunningSystem, free_ports
+from bench.system import RunningSystem, cpu_by_component, free_ports
 from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.migrate import migrate
 from gatherly.settings import Settings, to_libpq_url
@@ -169,54 +169,18 @@ async def run_through_gateway(system: RunningSystem, count: int) -> None:
         bodies = batches(await publish_items(client, community), count + 2)
         await through_app(client, bodies[:2], community)  # warm-up: connections, caches
         assert system.process is not None
-        cpu_before, client_before = process_cpu(system.process.pid), time.process_time()
+        cpu_before, client_before = cpu_by_component(system.process.pid), time.process_time()
         app_rate = await through_app(client, bodies[2:], community)
-        cpu = process_cpu(system.process.pid)
+        cpu = cpu_by_component(system.process.pid)
         cpu["load generator (this process)"] = time.process_time() - client_before
     copy_rate = await raw_copy(system.postgres_url, count * BATCH)
     report(count, "gatherly up, through Traefik + forwardAuth (community key)", app_rate,
            copy_rate)
     print(f"  CPU per fact while posting (µs; {os.cpu_count()} cores), by process:")
-    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        spent = seconds - cpu_before.get(name, 0.0)
-        if spent > 0:
-            print(f"    {spent / (count * BATCH) * 1e6:7.1f}  {name}")
-
-
-def process_cpu(root: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each component under `gatherly up` (its
-    direct children, each with its own descendants: Postgres with its backends), from /proc.
-    Where a fact's CPU goes across the system, not only in the service."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
-    names: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
-        pid = int(entry.name)
-        parents[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
-        names[pid] = _component(argv)
-    totals: dict[str, float] = {}
-    for pid, seconds in used.items():
-        top = pid
-        while parents.get(top, 0) not in (root, 0):
-            top = parents[top]
-        if parents.get(top) == root:
-            totals[names[top]] = totals.get(names[top], 0.0) + seconds
-    return totals
-
-
-def _component(argv: list[str]) -> str:
-    if "gatherly.cli" in argv:  # serve engagement, relay engagement, project kpi, …
-        return " ".join(argv[argv.index("gatherly.cli") + 1 :]).strip()
-    return Path(argv[0]).name.split(":")[0] or "?"
+    spent = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()}
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):  # most first
+        if seconds > 0:
+            print(f"    {seconds / (count * BATCH) * 1e6:7.1f}  {name}")
 
 
 async def _wait_ready(client: httpx.AsyncClient) -> None:

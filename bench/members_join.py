@@ -36,13 +36,12 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-import psutil
 from fastapi import FastAPI
 from pydantic import BaseModel
 
 from bench.gateway_throughput import CONCURRENCY, SECONDS, community_key, rate
 from bench.members_common import BASE, HEADERS, members_database
-from bench.system import RunningSystem, free_ports
+from bench.system import RunningSystem, cpu_by_component, free_ports
 from services.members.app import create_app
 
 
@@ -152,41 +151,16 @@ def gateway() -> None:
     print(f"  ratio                                    {through / bare_rate:7.2f}  (goal >= 0.5)")
 
 
-def _label(process: psutil.Process) -> str:
-    """A process of `gatherly up` by what it runs (`gatherly serve members`, `postgres`, …)."""
-    try:
-        argv = process.cmdline()
-    except psutil.Error:
-        return "gone"
-    if "gatherly.cli" in argv:
-        return " ".join(argv[argv.index("gatherly.cli") + 1:][:2])
-    # Postgres backends retitle themselves ("postgres: user db host state"): one label.
-    return Path(argv[0].split(":")[0]).name if argv else process.name()
-
-
-def _cpu_by_label(root: int) -> dict[str, float]:
-    """Seconds of CPU (user + system) so far, per label, over the tree under `root`."""
-    totals: dict[str, float] = {}
-    for process in psutil.Process(root).children(recursive=True):
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue  # a process that ended meanwhile: its CPU is not counted
-        label = _label(process)
-        totals[label] = totals.get(label, 0.0) + times.user + times.system
-    return totals
-
-
 async def cpu_per_join(system: RunningSystem) -> tuple[int, dict[str, float]]:
     community, secret = community_key(system)
     path = f"/v1/communities/{community}/members"
     assert system.process is not None
-    before = _cpu_by_label(system.process.pid)
+    before = cpu_by_component(system.process.pid)
     started = time.perf_counter()
     per_second = await rate(joins(system.gateway + path, {"Authorization": f"Bearer {secret}"}),
                             201)
     done = round(per_second * (time.perf_counter() - started))
-    after = _cpu_by_label(system.process.pid)
+    after = cpu_by_component(system.process.pid)
     return done, {label: after[label] - before.get(label, 0.0) for label in after}
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from gatherly.registry import APPS
 
@@ -117,3 +118,30 @@ class RunningSystem:
     def log_tail(self, lines: int = 60) -> str:
         path = self.data_dir / "up.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _component(process: psutil.Process) -> str:
+    """A process of `gatherly up` by what it runs (`serve members`, `project kpi`, `postgres`)."""
+    try:
+        argv = process.cmdline()
+    except psutil.Error:
+        return "gone"
+    if "gatherly.cli" in argv:
+        return " ".join(argv[argv.index("gatherly.cli") + 1:][:2])
+    # Postgres backends retitle themselves ("postgres: user db host state"): one label.
+    return Path(argv[0].split(":")[0]).name if argv else process.name()
+
+
+def cpu_by_component(root: int) -> dict[str, float]:
+    """Seconds of CPU (user + system) so far, per component, over the process tree under `root`
+    (`RunningSystem.process`): where a request's CPU goes across the system, not only in the
+    service it names. A process that ended meanwhile is not counted."""
+    totals: dict[str, float] = {}
+    for process in psutil.Process(root).children(recursive=True):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        label = _component(process)
+        totals[label] = totals.get(label, 0.0) + times.user + times.system
+    return totals
