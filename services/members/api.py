@@ -93,8 +93,13 @@ async def joining(request: Request, community_id: CommunityPath) -> Joining:
     return Joining(community, request.app.state.handlers, channels)
 
 
+def etag(view: MemberView) -> str:
+    """The aggregate version, as `If-Match` gives it back."""
+    return f'"{view.member.version}"'
+
+
 def answer(view: MemberView, response: Response) -> MemberPublic:
-    response.headers["ETag"] = f'"{view.member.version}"'
+    response.headers["ETag"] = etag(view)
     return public(view)
 
 
@@ -119,7 +124,7 @@ async def record_join(
     return Response(
         public(view).model_dump_json(), status_code=201 if created else 200,
         media_type="application/json",
-        headers={"ETag": f'"{view.member.version}"',
+        headers={"ETag": etag(view),
                  "Location": f"/v1/communities/{context.community}/members/{view.member.id}"},
     )
 
