@@ -25,6 +25,10 @@ POOL_SIZE = 10  # and as many again as overflow (gatherly.db.create_engine)
 def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.database, SCHEMA, pool_size=POOL_SIZE,
                            postgres_settings=PLAN_EACH_QUESTION)
+    # Questions only read: their statements run without BEGIN and ROLLBACK round trips. In a
+    # READ COMMITTED transaction each statement took its own snapshot anyway, so the answers
+    # are the same; the summary opens its own REPEATABLE READ transaction (one moment).
+    questions = engine.execution_options(isolation_level="AUTOCOMMIT")
     notifier = Notifier(settings.database)
 
     @asynccontextmanager
@@ -34,8 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(title="Gatherly KPIs", version="1", lifespan=lifespan)
-    app.state.engine = engine
-    app.state.summaries = Summaries(engine, pool_capacity=2 * POOL_SIZE)
+    app.state.engine = questions
+    app.state.summaries = Summaries(questions, pool_capacity=2 * POOL_SIZE)
     app.state.notifier = notifier
     install_service_basics(app, settings, engine)
     app.include_router(router)

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.reads import single_reads
 from services.kpi.queries.window import Window, bucket, ratio
 from services.kpi.queries.zones import IN_WINDOW, day_bucket
 
@@ -128,7 +127,6 @@ def _event(event_id: str, starts_at: str | None, status: str, registered: int,
 
 async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     """Totals, the window's periods and its first 500 events, read by one statement."""
-    await single_reads(conn)
     buckets = w.buckets()
     row = (await conn.execute(_events(w.granularity), {"c": community, **w.params(),
                                                         "buckets": buckets})).one()

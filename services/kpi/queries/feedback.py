@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries import backlog
-from services.kpi.queries.reads import single_reads
 from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import IN_WINDOW, day_bucket
 
@@ -33,7 +32,6 @@ SUBMITTED = (f"SELECT CAST(coalesce(sum(n), 0) AS bigint) AS submitted FROM feed
 async def feedback_kpi(
     conn: AsyncConnection, community: str, w: Window, sla_hours: float
 ) -> dict[str, Any]:
-    await single_reads(conn)
     buckets = w.buckets()
     answers, open_, row = await backlog.answers(
         conn, community, w, timedelta(hours=sla_hours),
