@@ -156,7 +156,7 @@ async def test_an_erased_member_is_not_identified_and_the_counts_stay(
     engine = client._transport.app.state.engine  # type: ignore[attr-defined]
     async with engine.connect() as conn:
         for table in ("member_changes", "members", "member_roles", "activity", "registrations",
-                      "attendances", "first_attendances", "active_seen"):
+                      "attendances", "first_attendances"):
             rows = await conn.exec_driver_sql(
                 f"SELECT count(*) FROM {table} WHERE member_id IN ('{erased[0]}', '{erased[1]}')")
             assert rows.scalar() == 0, table

@@ -61,12 +61,14 @@ EXPECTED = {
                      " count(*) FROM feedback, LATERAL (VALUES ('submitted', submitted_at),"
                      " ('answered', answered_at), ('resolved', resolved_at)) k(kind, at)"
                      " WHERE community_id = :c AND at IS NOT NULL GROUP BY 1, 2, 3",
-    # Per active day (and its month) and the member's previous active day: written apart.
+    # Per active day (and its month, where the previous day is before that month) and the
+    # member's previous active day: written apart.
     "active_gaps": "SELECT p, CAST(date_trunc(p, CAST(day AS timestamp)) AS date), previous,"
                    " count(*) FROM (SELECT day, coalesce(lag(day) OVER (PARTITION BY member_id"
                    " ORDER BY day), date '-infinity') AS previous FROM (SELECT DISTINCT"
                    " member_id, CAST(at AT TIME ZONE :tz AS date) AS day FROM activity"
                    " WHERE community_id = :c) d) g, unnest(ARRAY['day', 'month']) p"
+                   " WHERE previous < CAST(date_trunc(p, CAST(day AS timestamp)) AS date)"
                    " GROUP BY 1, 2, 3",
 }
 STORED = {

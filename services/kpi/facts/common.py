@@ -3,6 +3,7 @@ and the set-based insert every family writes with."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -86,6 +87,7 @@ def actor(event: Envelope) -> str | None:
     return str(value) if value else None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a batch asks for each of its members several times
 def digest(community_id: str, member_id: str) -> str:
     """One-way: an erased member's facts are recognised without keeping the id itself."""
     return hashlib.sha256(f"{community_id}:{member_id}".encode()).hexdigest()
@@ -102,7 +104,7 @@ class Identities:
         self.erased = erased
 
     def key(self, community_id: str, member_id: str) -> str:
-        if (community_id, digest(community_id, member_id)) in self.erased:
+        if self.erased and (community_id, digest(community_id, member_id)) in self.erased:
             return pseudonym(community_id, member_id)
         return member_id
 
@@ -136,4 +138,8 @@ async def insert_rows(
                       f" (SELECT {listed} FROM unnest({arrays}) AS k({names}))), ")
         insert = f"WITH {before}ins AS ({insert} RETURNING t.*), {', '.join(then)} SELECT 1"
         params["periods"] = ["day", "week", "month"]
-    await conn.execute(text(insert), params)
+    await conn.execute(statement(insert), params)
+
+
+# A batch writes the same few dozen statements every time: parse each once, not once a batch.
+statement = functools.lru_cache(maxsize=256)(text)

@@ -24,7 +24,7 @@ from services.kpi.facts.rollups import deltas
 # Every table that keeps a member id.
 MEMBER_TABLES = (
     "member_changes", "members", "member_roles", "activity", "registrations", "attendances",
-    "active_seen", "first_attendances",
+    "first_attendances",
 )
 
 
@@ -78,14 +78,9 @@ async def record_activity(
 
 _RENAME = (
     "UPDATE {table} t SET member_id = k.p"
-    " FROM unnest(CAST(:c AS text[]), CAST(:m AS text[]), CAST(:p AS text[])) AS k(c, m, p){join}"
-    " WHERE t.community_id = k.c AND t.member_id = k.m{where}"
+    " FROM unnest(CAST(:c AS text[]), CAST(:m AS text[]), CAST(:p AS text[])) AS k(c, m, p)"
+    " WHERE t.community_id = k.c AND t.member_id = k.m"
 )
-# `active_seen` is keyed (community, zone, member, ...) with no index by member alone (kpi0017):
-# its rows are found per registered zone of the community.
-_BY_ZONE = {"active_seen": {"join": " JOIN kpi_zones z ON z.community_id = k.c",
-                            "where": " AND t.tz = z.tz"}}
-_ANY_ZONE = {"join": "", "where": ""}
 
 
 async def erase(conn: AsyncConnection, events: list[Envelope]) -> None:
@@ -99,6 +94,5 @@ async def erase(conn: AsyncConnection, events: list[Envelope]) -> None:
         "p": [pseudonym(c, m) for c, m in erased],
     }
     for table in MEMBER_TABLES:
-        await conn.execute(text(_RENAME.format(table=table, **_BY_ZONE.get(table, _ANY_ZONE))),
-                           params)
+        await conn.execute(text(_RENAME.format(table=table)), params)
 

@@ -8,8 +8,8 @@ fact table. Both add (`n = n + excluded.n`), and every rolled-up fact is insert-
 changes its day, channel or kind, so the rollup equals a `GROUP BY` over the facts at any moment:
 exact and independent of the order facts arrive in.
 
-Distinct members per period are not additive: `active_seen` keeps each member's active days
-and facts/active.py derives the counts from pairs of consecutive days.
+Distinct members per period are not additive: facts/active.py derives them from pairs of each
+member's consecutive active days.
 
 Serialisation, per community: a backfill holds the community's advisory lock exclusively and
 the projection holds it shared (for every community in its batch) before it writes, so a batch
@@ -102,7 +102,7 @@ ROLLUPS = (
     # Reactions per day alone (queries/content.py: a year's periods read 730 rows, not ~10,000).
     Rollup("reaction_total_days", "reaction_facts", ("added",), "count(*)"),
 )
-TABLES = (*(r.table for r in ROLLUPS), "active_seen", "active_counts", "active_gaps",
+TABLES = (*(r.table for r in ROLLUPS), "active_counts", "active_gaps",
           "reaction_delay_days", "reaction_delay_months", "content_first_reactions",
           "registration_days", "feedback_days",
           "retention_months", "role_holders")
@@ -143,8 +143,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
     zone = "z.community_id = :c AND z.tz = :tz AND s.community_id = :c"
     params = {"c": community, "tz": tz, "periods": list(PERIODS)}
     statements = [(r.table, r.sql(r.source, zone)) for r in ROLLUPS]
-    statements += [("active_seen", active.SEEN_BACKFILL), ("active_gaps", active.BACKFILL),
-                   ("active_counts", active.COUNTS_BACKFILL),
+    statements += [("active_gaps", active.BACKFILL), ("active_counts", active.COUNTS_BACKFILL),
                    ("reaction_delays", speed.backfill_sql()),  # days and months
                    *changing.backfill(zone).items(),
                    ("retention_months", retention.backfill_sql(zone))]
