@@ -83,6 +83,8 @@ async def record_versions(conn: AsyncConnection, projection: str, events: list[E
     latest: dict[str, int] = {}
     for envelope in events:
         latest[envelope.subject] = max(latest.get(envelope.subject, 0), envelope.sequence)
+    if not latest:
+        return
     await conn.execute(
         text(
             "INSERT INTO projection_applied (projection, stream_id, version)"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 
 SUBJECTS = ["gatherly.>"]
 MSG_ID_HEADER = "Nats-Msg-Id"
+# Messages handled between two yields to the event loop, in a fetch of many.
+YIELD_EVERY = 100
+T = TypeVar("T")
+
+
+async def in_slices(items: list[T]) -> AsyncIterator[list[T]]:
+    """`items` YIELD_EVERY at a time, yielding to the loop between slices: database work that
+    waits on the loop (a batch being applied) goes on meanwhile."""
+    for start in range(0, len(items), YIELD_EVERY):
+        if start:
+            await asyncio.sleep(0)
+        yield items[start:start + YIELD_EVERY]
 
 
 class BusUnavailable(Exception):
@@ -94,7 +106,10 @@ class PullConsumer:
         except (ConnectionClosedError, NoServersError, ServiceUnavailableError) as error:
             # No responders: the stream or consumer leader is being re-elected (cluster failover).
             raise BusUnavailable(str(error)) from error
-        return [_delivery(message) for message in messages]
+        deliveries: list[Delivery] = []
+        async for part in in_slices(messages):
+            deliveries.extend(_delivery(message) for message in part)
+        return deliveries
 
     async def progress(self) -> ConsumerProgress:
         """The server's view: a filtered consumer's only gap-free position is its ack floor."""
@@ -286,17 +301,20 @@ class Bus:
         ack_wait: float,
         max_ack_pending: int,
         filter_subject: str = "gatherly.>",
+        cumulative_acks: bool = False,
     ) -> PullConsumer:
         """A durable pull consumer positioned at `start_sequence`.
 
         The consumer's own state is disposable: the consumer's database holds the truth, so the
-        durable is recreated at the position that database says.
+        durable is recreated at the position that database says. With `cumulative_acks`, acking
+        a message also acknowledges every earlier message of the consumer (one ack settles a
+        batch); a nak or term still concerns only its own message.
         """
         with contextlib.suppress(NotFoundError):
             await self._js.delete_consumer(self._stream, durable)
         config = ConsumerConfig(
             durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL if cumulative_acks else AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, start_sequence),
             ack_wait=ack_wait,

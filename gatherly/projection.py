@@ -2,7 +2,8 @@
 
 A batch is applied in one Postgres transaction together with the projection's bookkeeping: the
 last applied version of every aggregate it touched, and the stream position below which every
-message is settled. Messages are acknowledged only after that commit. A redelivered message finds
+message is settled. Messages are acknowledged only after that commit, by one cumulative ack per
+batch (`settlement.acknowledgement`). A redelivered message finds
 its version already applied and is skipped; a message that arrives ahead of an earlier version of
 its own aggregate (JetStream may redeliver out of order) is deferred until the gap closes, so each
 aggregate's events are applied in order.
@@ -22,17 +23,32 @@ from typing import Protocol
 
 import asyncpg
 from opentelemetry.trace import SpanKind
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly import bookkeeping
-from gatherly.bus import Bus, BusUnavailable, Delivery, PartitionMismatch, PullConsumer
-from gatherly.envelope import Envelope, MalformedEnvelope, from_json
+from gatherly.bus import (
+    Bus,
+    BusUnavailable,
+    Delivery,
+    PartitionMismatch,
+    PullConsumer,
+    in_slices,
+)
+from gatherly.envelope import Envelope
 from gatherly.metrics import ProjectionMetrics, sample_every
 from gatherly.partition import Partition
 from gatherly.settings import Settings, to_libpq_url
-from gatherly.settlement import BatchOutcome, Watermark, order_batch
-from gatherly.telemetry import link_to, tracer
+from gatherly.settlement import (
+    BatchOutcome,
+    Received,
+    Watermark,
+    acknowledgement,
+    order_batch,
+    untracked,
+)
+from gatherly.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +57,21 @@ GAP_RETRY_SECONDS = 0.5
 
 
 class Projection(Protocol):
-    """A read model built from facts. `apply` gets each aggregate's new events in order."""
+    """A read model built from facts. `apply` gets each aggregate's new events in order.
+
+    `single_event_types`: facts that are a whole aggregate in one event (a view), which the
+    projection writes idempotently; the runner keeps no version for them.
+
+    `durable_commits` False: a batch's commit does not wait for the disk. For a read model the
+    stream rebuilds: a crash that loses the last commits loses their checkpoint with them, and the
+    runner, which recreates its consumer at the stored checkpoint whenever it leads, replays the
+    stream from the checkpoint that survived; no fact is lost or counted twice.
+    """
 
     name: str
     schema: str
+    single_event_types: frozenset[str]
+    durable_commits: bool
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None: ...
 
@@ -100,6 +127,10 @@ class ProjectionRunner:
         # sequences below it are settled too.
         self.watermark = Watermark()
         self._pending = Watermark()
+        # Deferred messages nakked for redelivery and not yet settled: no cumulative ack may
+        # pass them, or JetStream would drop them.
+        self.redelivering: set[int] = set()
+        self._unacked: Delivery | None = None
         self.applied = 0
         self.metrics = ProjectionMetrics(projection.name, settings.stream_name,
                                          self.partition.label)
@@ -149,6 +180,8 @@ class ProjectionRunner:
     async def _consume_while_leader(self, leader: asyncpg.Connection) -> None:
         checkpoint, self.generation = await self.checkpoint()
         self.watermark = Watermark(checkpoint)
+        # The consumer is recreated at the checkpoint: every message after it comes again.
+        self.redelivering, self._unacked = set(), None
         bus = await Bus.connect(
             self.settings.nats, stream=self.settings.stream_name,
             name=self.partition.durable(self.projection.name),
@@ -167,6 +200,7 @@ class ProjectionRunner:
                 ack_wait=self.settings.projection_ack_wait_seconds,
                 max_ack_pending=self.settings.projection_batch_size * 4,
                 filter_subject=self.partition.filter_subject,
+                cumulative_acks=True,
             )
             sampler = asyncio.create_task(
                 sample_every(self.settings.metrics_sample_seconds, self.stopping,
@@ -190,28 +224,34 @@ class ProjectionRunner:
             self.metrics.lag.set((await consumer.progress()).outstanding)
 
     async def _consume(self, consumer: PullConsumer, leader: asyncpg.Connection) -> None:
-        """Fetch the next batch while the current one is applied: the stream and the database
-        work in parallel. A fetch abandoned on exit only delays its messages to redelivery."""
-        batch = self.settings.projection_batch_size
-        upcoming = asyncio.ensure_future(consumer.fetch(batch, wait=1.0))
+        """Fetch and parse the next batch while the current one is applied: the process works
+        while Postgres does. A fetch abandoned on exit only delays its messages to redelivery."""
+        upcoming = asyncio.ensure_future(self._receive(consumer))
         try:
             while not (self.stopping.is_set() or leader.is_closed()
                        or self.turn.must_yield(self.partition)):
-                deliveries = await upcoming
-                upcoming = asyncio.ensure_future(consumer.fetch(batch, wait=1.0))
+                batch = await upcoming
+                upcoming = asyncio.ensure_future(self._receive(consumer))
                 floor = await self._acked_through(consumer)
-                if not deliveries:
+                if not batch.deliveries:
                     if (await self.checkpoint())[1] != self.generation:
                         raise GenerationChanged
                     if floor > self.watermark.value:
-                        await self.apply_batch([], acked_through=floor)
+                        await self.apply_batch(Received(), acked_through=floor)
                     continue
-                outcome = await self.apply_batch(deliveries, acked_through=floor)
+                outcome = await self.apply_batch(batch, acked_through=floor)
                 await self._settle(outcome)
         finally:
             upcoming.cancel()
             with contextlib.suppress(asyncio.CancelledError, BusUnavailable):
                 await upcoming
+
+    async def _receive(self, consumer: PullConsumer) -> Received:
+        batch = Received()
+        deliveries = await consumer.fetch(self.settings.projection_batch_size, wait=1.0)
+        async for part in in_slices(deliveries):
+            batch.add(part)
+        return batch
 
     async def _acked_through(self, consumer: PullConsumer) -> int:
         """The whole stream's watermark closes its own gaps; a partition's never would."""
@@ -220,25 +260,24 @@ class ProjectionRunner:
         return (await consumer.progress()).acked_through
 
     async def apply_batch(
-        self, deliveries: list[Delivery], *, acked_through: int = 0
+        self, batch: Received, *, acked_through: int = 0
     ) -> BatchOutcome:
-        links = [link for d in deliveries if (link := link_to(d.headers)) is not None]
         with tracer().start_as_current_span(
             f"{self.projection.name} process",
             kind=SpanKind.CONSUMER,
-            links=links,
+            links=batch.links,
             attributes={
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
-                "messaging.batch.message_count": len(deliveries),
+                "messaging.batch.message_count": len(batch.deliveries),
                 "messaging.consumer.group.name": self.partition.durable(self.projection.name),
             },
         ):
             started = time.perf_counter()
             async with self.engine.begin() as conn:
-                outcome = await self._apply_in(conn, deliveries, acked_through)
+                outcome = await self._apply_in(conn, batch, acked_through)
             self.watermark = self._pending
-            self._measure(len(deliveries), time.perf_counter() - started)
+            self._measure(len(batch.deliveries), time.perf_counter() - started)
             return outcome
 
     def _measure(self, batch_size: int, seconds: float) -> None:
@@ -249,38 +288,41 @@ class ProjectionRunner:
         self.metrics.last_batch.set(time.time())
 
     async def _apply_in(
-        self, conn: AsyncConnection, deliveries: list[Delivery], acked_through: int
+        self, conn: AsyncConnection, batch: Received, acked_through: int
     ) -> BatchOutcome:
         name = self.projection.name
+        if not self.projection.durable_commits:
+            await conn.execute(text("SET LOCAL synchronous_commit = off"))
         # The row lock serialises every transaction that changes this partition (a second
         # runner, a replay's reset), so versions read below cannot change before commit.
         stored, generation = await bookkeeping.lock_checkpoint(conn, name, self.partition.label)
         if generation != self.generation:
             raise GenerationChanged
-        outcome, envelopes = BatchOutcome(), {}
-        for delivery in deliveries:
-            try:
-                envelopes[delivery.stream_sequence] = from_json(delivery.payload)
-            except MalformedEnvelope as error:
-                log.error("%s: poison message %d: %s", name, delivery.stream_sequence, error)
-                outcome.poison.append(delivery)
-        applied = await bookkeeping.applied_versions(
-            conn, name, {e.subject for e in envelopes.values()})
-        to_apply = order_batch(deliveries, envelopes, applied, outcome)
+        outcome = BatchOutcome(poison=list(batch.poison))
+        single = self.projection.single_event_types
+        tracked = {e.subject for e in batch.envelopes.values() if not untracked(e, single)}
+        applied = await bookkeeping.applied_versions(conn, name, tracked)
+        to_apply = order_batch(batch.deliveries, batch.envelopes, applied, outcome, single)
         self._pending = self.watermark.advanced(outcome.settled, stored).raised_to(acked_through)
         if to_apply:
             await self.projection.apply(conn, to_apply)
-            await bookkeeping.record_versions(conn, name, to_apply)
+            await bookkeeping.record_versions(
+                conn, name, [e for e in to_apply if not untracked(e, single)])
         await bookkeeping.save_checkpoint(conn, name, self.partition.label, self._pending.value)
         return outcome
 
     async def _settle(self, outcome: BatchOutcome) -> None:
-        for delivery in [*outcome.applied, *outcome.duplicates]:
-            await delivery.ack()
         for delivery in outcome.deferred:
             await delivery.nak(delay=min(GAP_RETRY_SECONDS * delivery.delivered_count, 30.0))
         for delivery in outcome.poison:
             await delivery.term()
+        self.redelivering -= outcome.settled
+        self.redelivering |= {d.stream_sequence for d in outcome.deferred}
+        settled = [*outcome.applied, *outcome.duplicates, *outcome.poison]
+        ack, self._unacked = acknowledgement(
+            settled + ([self._unacked] if self._unacked else []), self.redelivering)
+        if ack is not None:
+            await ack.ack()
         self.applied += len(outcome.applied)
         self.metrics.applied.inc(len(outcome.applied))
         self.metrics.duplicates.inc(len(outcome.duplicates))

@@ -1,4 +1,5 @@
-"""Which messages of a batch to apply, skip or defer, and how far the checkpoint may move. Pure.
+"""Which messages of a batch to apply, skip or defer, how far the checkpoint may move, and which
+message acknowledges the batch. Pure.
 
 Per aggregate, the next version is applied, an older one is a duplicate (a redelivery), a later
 one waits for the gap to close (JetStream may deliver out of order). The checkpoint is a
@@ -7,11 +8,46 @@ watermark: every stream sequence at or below it is settled, so a restart from it
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Link
+
 from gatherly.bus import Delivery
-from gatherly.envelope import Envelope
+from gatherly.envelope import Envelope, MalformedEnvelope, from_json
+from gatherly.telemetry import link_to, spans_recorded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Received:
+    """A fetched batch, parsed before its turn to be applied: the envelopes by stream sequence,
+    the messages that are no envelope at all, and the trace each message continues."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    envelopes: dict[int, Envelope] = field(default_factory=dict)
+    poison: list[Delivery] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, deliveries: list[Delivery]) -> Received:
+        batch = cls()
+        batch.add(deliveries)
+        return batch
+
+    def add(self, deliveries: list[Delivery]) -> None:
+        linked = spans_recorded()  # a link costs an extraction per message, for nobody otherwise
+        for delivery in deliveries:
+            self.deliveries.append(delivery)
+            if linked and (link := link_to(delivery.headers)) is not None:
+                self.links.append(link)
+            try:
+                self.envelopes[delivery.stream_sequence] = from_json(delivery.payload)
+            except MalformedEnvelope as error:
+                log.error("poison message %d: %s", delivery.stream_sequence, error)
+                self.poison.append(delivery)
 
 
 @dataclass
@@ -26,21 +62,34 @@ class BatchOutcome:
         return {d.stream_sequence for d in [*self.applied, *self.duplicates, *self.poison]}
 
 
+def untracked(envelope: Envelope, single_event_types: frozenset[str]) -> bool:
+    """An aggregate of one event (a view): no version to keep, nothing to wait for."""
+    return envelope.sequence == 1 and envelope.type in single_event_types
+
+
 def order_batch(
     deliveries: list[Delivery],
     envelopes: dict[int, Envelope],
     applied: dict[str, int],
     outcome: BatchOutcome,
+    single_event_types: frozenset[str] = frozenset(),
 ) -> list[Envelope]:
     """Each aggregate's next versions in order; fills `outcome` with what happens to the rest.
 
     `envelopes` maps stream sequence to the parsed event (poison messages are absent);
-    `applied` is the last applied version of each aggregate the batch touches."""
+    `applied` is the last applied version of each aggregate the batch touches. An event of
+    `single_event_types` is applied as it comes, a redelivery too: the projection writes it
+    idempotently."""
     by_stream: dict[str, list[Delivery]] = defaultdict(list)
-    for delivery in deliveries:
-        if delivery.stream_sequence in envelopes:
-            by_stream[envelopes[delivery.stream_sequence].subject].append(delivery)
     to_apply: list[Envelope] = []
+    for delivery in deliveries:
+        if (envelope := envelopes.get(delivery.stream_sequence)) is None:
+            continue
+        if untracked(envelope, single_event_types):
+            to_apply.append(envelope)
+            outcome.applied.append(delivery)
+        else:
+            by_stream[envelope.subject].append(delivery)
     for stream_id, stream_deliveries in by_stream.items():
         stream_deliveries.sort(key=lambda d: envelopes[d.stream_sequence].sequence)
         version = applied.get(stream_id, 0)
@@ -55,6 +104,20 @@ def order_batch(
             else:
                 outcome.deferred.append(delivery)
     return to_apply
+
+
+def acknowledgement(
+    settled: list[Delivery], redelivering: set[int]
+) -> tuple[Delivery | None, Delivery | None]:
+    """(the message to ack now, the latest settled message to ack later) for a consumer whose
+    ack also settles every earlier message of it. The ack is the latest settled message below
+    every message still waiting for redelivery (JetStream would drop those); the one kept back,
+    if any, is acked once those gaps close."""
+    below = min(redelivering, default=None)
+    ack = max((d for d in settled if below is None or d.stream_sequence < below),
+              key=lambda d: d.stream_sequence, default=None)
+    latest = max(settled, key=lambda d: d.stream_sequence, default=None)
+    return ack, (None if latest is ack else latest)
 
 
 @dataclass

@@ -71,6 +71,11 @@ def trace_headers() -> dict[str, str]:
     return carrier
 
 
+def spans_recorded() -> bool:
+    """Whether `configure_tracing` installed a provider: without one, spans are dropped."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def link_to(carrier: Mapping[str, str]) -> Link | None:
     """A span link to the context a message carries, for batch consumers."""
     span_context: SpanContext = trace.get_current_span(context_from(carrier)).get_span_context()

@@ -26,6 +26,9 @@ TABLES = (
 class KpiProjection:
     name = "kpi"
     schema = SCHEMA
+    durable_commits = False  # rebuilt from the stream (`gatherly replay kpi`)
+    # Stored by view id, ON CONFLICT DO NOTHING, the rollups fed only by rows actually inserted.
+    single_event_types = frozenset({"gatherly.content.viewed"})
 
     async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
         communities = sorted({e.community_id for e in batch})

@@ -41,6 +41,8 @@ class FanOutRefused(RuntimeError):
 class WebhooksProjection:
     name = "webhooks"
     schema = SCHEMA
+    single_event_types: frozenset[str] = frozenset()
+    durable_commits = True  # a log of what partners were sent, not rebuilt (see reset)
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         communities = sorted({event.community_id for event in events})

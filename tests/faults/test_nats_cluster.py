@@ -93,6 +93,8 @@ class SeenEvents:
 
     name = "cluster-rehearsal"
     schema = "kpi"
+    single_event_types: frozenset[str] = frozenset()
+    durable_commits = True
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         await conn.execute(text("INSERT INTO rehearsal_seen (event_id)"

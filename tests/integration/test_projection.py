@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from gatherly.bus import Bus, PartitionMismatch
 from gatherly.db import create_engine
+from gatherly.envelope import Envelope
 from gatherly.eventstore import EventStore
 from gatherly.outbox import Relay
 from gatherly.partition import Partition
@@ -17,11 +18,21 @@ from gatherly.projection import ProjectionRunner
 from gatherly.projector import Projector
 from gatherly.replay import replay
 from gatherly.settings import Settings
+from gatherly.settlement import Received
 from services.kpi.projections import KpiProjection
+from services.kpi.queries.content import views_total
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.window import Window
 from services.kpi.queries.zones import ensure_zone
-from tests.helpers import eventually, joined, left, running, stream_deliveries
+from tests.helpers import (
+    eventually,
+    joined,
+    left,
+    running,
+    stream_deliveries,
+    stream_envelopes,
+)
+from tests.integration.test_kpi_support import publish
 
 STORE = EventStore(source="/gatherly/members")
 
@@ -80,11 +91,35 @@ async def test_a_redelivered_batch_counts_once(settings: Settings) -> None:
     engine = create_engine(settings.database, "kpi")
     runner = ProjectionRunner(settings, KpiProjection(), engine)
     _, runner.generation = await runner.checkpoint()
-    first = await runner.apply_batch(deliveries)
-    again = await runner.apply_batch(deliveries)
+    first = await runner.apply_batch(Received.of(deliveries))
+    again = await runner.apply_batch(Received.of(deliveries))
     await engine.dispose()
     assert (len(first.applied), len(again.applied), len(again.duplicates)) == (10, 0, 10)
     assert await today_counts(settings) == (10, 0, 10)
+
+
+async def test_a_redelivered_view_counts_once_and_keeps_no_version(settings: Settings) -> None:
+    now = datetime.now(UTC)
+    await publish(settings, [
+        Envelope(id=f"e{i}", source="/test", type="gatherly.content.viewed", subject=f"view{i}",
+                 community_id="c1", sequence=1, time=now,
+                 data={"content_id": "p1", "channel": "telegram", "count": 1,
+                       "viewed_at": now.isoformat()})
+        for i in range(5)
+    ])
+    deliveries = await stream_deliveries(settings)
+    engine = create_engine(settings.database, "kpi")
+    runner = ProjectionRunner(settings, KpiProjection(), engine)
+    _, runner.generation = await runner.checkpoint()
+    await runner.apply_batch(Received.of(deliveries))
+    again = await runner.apply_batch(Received.of(deliveries))
+    await ensure_zone(engine, "c1", "UTC")
+    async with engine.connect() as conn:
+        kept = await conn.scalar(text("SELECT count(*) FROM projection_applied"))
+        total = await views_total(conn, "c1", Window(now.date(), now.date(), "day", "UTC"))
+    await engine.dispose()
+    assert len(again.applied) == 5, "a view is applied as it comes, a redelivery too"
+    assert (kept, total) == (0, 5)
 
 
 async def test_a_leave_delivered_before_its_join_waits_for_it(settings: Settings) -> None:
@@ -93,18 +128,39 @@ async def test_a_leave_delivered_before_its_join_waits_for_it(settings: Settings
     engine = create_engine(settings.database, "kpi")
     runner = ProjectionRunner(settings, KpiProjection(), engine)
     _, runner.generation = await runner.checkpoint()
-    early = await runner.apply_batch([leave])
+    early = await runner.apply_batch(Received.of([leave]))
     assert (len(early.applied), len(early.deferred)) == (0, 1)
     async with engine.connect() as conn:
         settled = await conn.scalar(text("SELECT stream_seq FROM projection_checkpoint"))
     assert settled == 0, "the checkpoint must not pass a deferred message"
-    assert len((await runner.apply_batch([join])).applied) == 1
-    assert len((await runner.apply_batch([leave])).applied) == 1
+    assert len((await runner.apply_batch(Received.of([join]))).applied) == 1
+    assert len((await runner.apply_batch(Received.of([leave]))).applied) == 1
     async with engine.connect() as conn:
         settled = await conn.scalar(text("SELECT stream_seq FROM projection_checkpoint"))
     await engine.dispose()
     assert settled == 2
     assert await today_counts(settings) == (1, 1, 0)
+
+
+async def test_a_message_waiting_for_redelivery_is_never_acknowledged_away(
+    settings: Settings,
+) -> None:
+    """One cumulative ack settles a batch; a deferred message after it must still come back."""
+    await write_members(settings, joins=2, leaves=1)
+    first_join, second_join, leave = await stream_envelopes(settings)
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="reorder")
+    await bus.delete_stream()
+    await bus.ensure_stream(duplicate_window=60)
+    await bus.close()
+    await publish(settings, [leave, first_join, second_join])  # the leave first: deferred
+    reordered = settings.model_copy(update={"projection_batch_size": 1})
+    engine = create_engine(reordered.database, "kpi")
+    runner = ProjectionRunner(reordered, KpiProjection(), engine)
+    async with running(runner):
+        await eventually(lambda: _applied(runner, 3))
+        assert not runner.redelivering
+    await engine.dispose()
+    assert await today_counts(settings) == (2, 1, 1)
 
 
 async def test_a_replayed_projection_equals_the_live_one(settings: Settings) -> None:

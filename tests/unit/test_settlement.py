@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 from gatherly.bus import Delivery
 from gatherly.envelope import Envelope
-from gatherly.settlement import BatchOutcome, Watermark, order_batch
+from gatherly.settlement import (
+    BatchOutcome,
+    Received,
+    Watermark,
+    acknowledgement,
+    order_batch,
+    untracked,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -44,6 +51,17 @@ def test_a_redelivered_version_is_a_duplicate_and_a_version_after_a_gap_waits() 
     assert outcome.settled == {3}
 
 
+def test_a_single_event_aggregate_is_applied_as_it_comes_without_a_version() -> None:
+    views = frozenset({"gatherly.member.joined"})  # `event` builds joins; here they stand alone
+    deliveries = [delivery(1), delivery(2)]
+    envelopes = {1: event("v1", 1), 2: event("m1", 2)}
+    outcome = BatchOutcome()
+    applied = order_batch(deliveries, envelopes, {"v1": 1}, outcome, views)
+    assert [e.id for e in applied] == ["v1-1"], "a redelivered one too: the write is idempotent"
+    assert [d.stream_sequence for d in outcome.deferred] == [2], "version 2 is tracked as ever"
+    assert untracked(event("v1", 1), views) and not untracked(event("v1", 2), views)
+
+
 def test_the_watermark_never_passes_an_unsettled_sequence() -> None:
     mark = Watermark(10)
     mark = mark.advanced({12, 13}, stored=10)  # 11 not seen yet (in flight elsewhere)
@@ -63,3 +81,36 @@ def test_a_partitions_ack_floor_carries_its_watermark_over_other_partitions_sequ
     assert (raised.value, raised.settled_above) == (5, set())
     assert raised.raised_to(3) is raised, "a stale floor never moves the watermark back"
     assert Watermark(0).advanced({7}, stored=0).raised_to(5).settled_above == {7}
+
+
+def settled_of(outcome: BatchOutcome) -> list[Delivery]:
+    return [*outcome.applied, *outcome.duplicates, *outcome.poison]
+
+
+def test_one_cumulative_ack_settles_the_batch_at_its_latest_settled_message() -> None:
+    _, outcome = decide([(5, "m1", 1), (9, "m2", 1), (7, "m3", 1), (8, "m1", 1)], {})
+    outcome.poison.append(delivery(11))
+    ack, later = acknowledgement(settled_of(outcome), redelivering=set())
+    assert ack is not None and ack.stream_sequence == 11, "poison is settled too (terminated)"
+    assert later is None
+
+
+def test_no_cumulative_ack_passes_a_message_waiting_for_redelivery() -> None:
+    _, outcome = decide([(5, "m1", 1), (6, "m1", 3), (7, "m2", 1)], {})
+    assert [d.stream_sequence for d in outcome.deferred] == [6]
+    ack, later = acknowledgement(settled_of(outcome), redelivering={6})
+    assert (ack and ack.stream_sequence, later and later.stream_sequence) == (5, 7)
+    ack, later = acknowledgement(settled_of(outcome), redelivering={3, 6})
+    assert ack is None, "a gap from an earlier batch holds every ack above it back"
+    assert later is not None and later.stream_sequence == 7
+    ack, later = acknowledgement([delivery(6), later], redelivering=set())
+    assert (ack and ack.stream_sequence, later) == (7, None), "acked once the gaps close"
+
+
+def test_a_received_batch_sets_poison_apart_from_the_envelopes() -> None:
+    good = Delivery(payload=event("m1", 1).to_json(), headers={},
+                    stream_sequence=1, delivered_count=1, _msg=None)  # type: ignore[arg-type]
+    batch = Received.of([good, delivery(2)])
+    assert list(batch.envelopes) == [1]
+    assert [d.stream_sequence for d in batch.poison] == [2]
+    assert [d.stream_sequence for d in batch.deliveries] == [1, 2]
