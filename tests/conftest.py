@@ -3,7 +3,6 @@ from the embedded wheels on free loopback ports; a fresh database and stream for
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -47,11 +46,24 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
     server.stop()
 
 
-async def fresh_database(server: EmbeddedPostgres) -> str:
+MIGRATED = "t_migrated"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres_server: EmbeddedPostgres) -> str:
+    """A database with every schema migrated, once a session: a test's database is a copy of
+    it (a third of a second) rather than a run of every migration (two seconds and more)."""
+    postgres_server.ensure_database(MIGRATED)
+    for schema, package in SCHEMAS.items():
+        migrate(Settings(database_url=postgres_server.url(MIGRATED)).database, schema, package)
+    return MIGRATED
+
+
+async def fresh_database(server: EmbeddedPostgres, template: str = "template1") -> str:
     name = f"t_{uuid.uuid4().hex[:16]}"
     conn = await asyncpg.connect(server.url("postgres"))
     try:
-        await conn.execute(f"CREATE DATABASE {name}")
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     finally:
         await conn.close()
     return server.url(name)
@@ -59,10 +71,11 @@ async def fresh_database(server: EmbeddedPostgres) -> str:
 
 @pytest.fixture
 async def settings(
-    postgres_server: EmbeddedPostgres, nats_server: EmbeddedNats, tmp_path: Path
+    postgres_server: EmbeddedPostgres, nats_server: EmbeddedNats, tmp_path: Path,
+    migrated_template: str,
 ) -> AsyncIterator[Settings]:
     """Settings for one test: its own database (migrated) and an empty stream."""
-    url = await fresh_database(postgres_server)
+    url = await fresh_database(postgres_server, migrated_template)
     settings = Settings(
         data_dir=tmp_path,
         database_url=url,
@@ -71,8 +84,6 @@ async def settings(
         relay_poll_seconds=0.05,
         projection_ack_wait_seconds=2.0,
     )
-    for schema, package in SCHEMAS.items():
-        await asyncio.to_thread(migrate, settings.database, schema, package)
     bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="test")
     await bus.ensure_stream(duplicate_window=settings.duplicate_window_seconds)
     try:
