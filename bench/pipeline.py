@@ -42,6 +42,8 @@ class DailyJoins:
 
     name = "bench-daily-joins"
     schema = "kpi"
+    single_event_types: frozenset[str] = frozenset()
+    durable_commits = True
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         counts = Counter((e.community_id, e.time.date()) for e in events)
