@@ -2,7 +2,7 @@
 machine each statement's send alone was a sixth of a batch's time.
 
 The read gives the plan the content items and reaction states it needs; the write updates both
-read-model tables. The events go in by COPY between the two (`EventStore.append_envelopes`).
+read-model tables. The events go in by COPY between the two (`EventStore.append_decided`).
 """
 
 from __future__ import annotations

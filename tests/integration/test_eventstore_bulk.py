@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from gatherly.contracts import ContractViolation
 from gatherly.db import create_engine
-from gatherly.envelope import Envelope
+from gatherly.envelope import DomainEvent, Envelope
 from gatherly.eventstore import COPY_FROM, START, ConcurrencyConflict, EventStore
 from gatherly.outbox import Relay
 from gatherly.settings import Settings, to_libpq_url
@@ -141,3 +141,48 @@ async def test_an_append_with_the_callers_writes_goes_in_only_when_they_wrote(
         events = await STORE.read_all(conn, START, 10)
     assert rows == {"a"}  # the conflicting statement kept none of its own writes either
     assert [e.id for _, e in events] == [first[0].id]
+
+
+def decided_lives(streams: list[str]) -> list[tuple[str, int, DomainEvent]]:
+    """`lives` as (stream, version, event), the form a batch's plan hands `append_decided`."""
+    return [(s, 1, joined()) for s in streams] + [(s, 2, left()) for s in streams]
+
+
+@pytest.mark.parametrize("members", [MEMBERS, 3])  # by COPY, and under COPY_FROM by insert
+async def test_decided_events_are_appended_as_their_envelopes_would_be(
+    engine, members: int,  # type: ignore[no-untyped-def]
+) -> None:
+    streams = [str(uuid.uuid4()) for _ in range(members)]
+    decided = decided_lives(streams)
+    async with engine.begin() as conn:
+        await STORE.append_decided(conn, decided, community_id="c1", traceparent=None)
+    async with engine.connect() as conn:
+        read = [e for _, e in await STORE.read_all(conn, START, 10_000)]
+    assert [(e.subject, e.sequence, e.type, e.data, e.time) for e in read] == [
+        (s, v, event.type, event.data, event.time) for s, v, event in decided]
+    assert {e.community_id for e in read} == {"c1"} and {e.traceparent for e in read} == {None}
+    assert len({e.id for e in read}) == len(read)  # each its own new id
+
+
+async def test_decided_events_over_a_taken_version_are_a_conflict_and_write_nothing(
+    engine,  # type: ignore[no-untyped-def]
+) -> None:
+    streams = [str(uuid.uuid4()) for _ in range(MEMBERS)]
+    async with engine.begin() as conn:
+        await STORE.append(conn, stream_id=streams[-1], community_id="c1", expected_version=0,
+                           events=[joined()])
+    with pytest.raises(ConcurrencyConflict):
+        async with engine.begin() as conn:
+            await STORE.append_decided(conn, decided_lives(streams), community_id="c1",
+                                       traceparent=None)
+    assert await count(engine) == 1
+
+
+async def test_decided_events_with_one_off_contract_write_nothing(engine) -> None:  # type: ignore[no-untyped-def]
+    decided = decided_lives([str(uuid.uuid4()) for _ in range(MEMBERS)])
+    stream, version, bad = decided[-1]
+    decided[-1] = (stream, version, DomainEvent(bad.type, {"left_at": "not a time"}, bad.time))
+    with pytest.raises(ContractViolation):
+        async with engine.begin() as conn:
+            await STORE.append_decided(conn, decided, community_id="c1", traceparent=None)
+    assert await count(engine) == 0
