@@ -41,6 +41,7 @@ BATCH = 1000
 CONCURRENCY = 2
 HEADERS = {"X-Gatherly-Community": "bench", "X-Gatherly-Scopes": "read,write"}
 ITEMS = 20
+JSON = {"Content-Type": "application/json"}
 
 
 def app_from_env() -> FastAPI:
@@ -69,8 +70,10 @@ def batches(content_ids: list[str], count: int) -> list[dict[str, Any]]:
 async def through_app(
     client: httpx.AsyncClient, bodies: list[dict[str, Any]], community: str = "bench"
 ) -> float:
-    """Facts per second, CONCURRENCY batches in flight."""
-    queue = list(bodies)
+    """Facts per second, CONCURRENCY batches in flight. The bodies are encoded before the clock
+    starts, as the baseline's rows are prepared before its COPY: the load generator shares the
+    2 cores with what it measures, and encoding a 1,000-item body cost it about 1.3 µs a fact."""
+    queue = [json.dumps(body).encode() for body in bodies]
     recorded = 0
 
     async def worker() -> None:
@@ -78,7 +81,7 @@ async def through_app(
         while queue:
             body = queue.pop()
             response = await client.post(f"/v1/communities/{community}/engagement/batch",
-                                         json=body)
+                                         content=body, headers=JSON)
             response.raise_for_status()
             recorded += int(response.json()["recorded"])
 
