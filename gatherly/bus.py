@@ -82,9 +82,6 @@ class Delivery:
     stream_sequence: int
     delivered_count: int
     _msg: Msg
-    # The consumer's count of deliveries: a redelivery gets a new, higher one. Cumulative acks
-    # settle by it, not by stream sequence.
-    delivery_sequence: int = 0
 
     async def ack(self) -> None:
         await self._msg.ack()
@@ -141,7 +138,6 @@ def _delivery(message: Msg) -> Delivery:
         stream_sequence=metadata.sequence.stream,
         delivered_count=metadata.num_delivered,
         _msg=message,
-        delivery_sequence=metadata.sequence.consumer,
     )
 
 

@@ -127,10 +127,9 @@ class ProjectionRunner:
         # sequences below it are settled too.
         self.watermark = Watermark()
         self._pending = Watermark()
-        # Deferred messages nakked for redelivery and not yet settled (stream sequence: the
-        # delivery sequence of the nak): no cumulative ack may pass them, or JetStream would
-        # drop them.
-        self.redelivering: dict[int, int] = {}
+        # Deferred messages nakked for redelivery and not yet settled: no cumulative ack may
+        # pass them, or JetStream would drop them.
+        self.redelivering: set[int] = set()
         self._unacked: Delivery | None = None
         self.applied = 0
         self.metrics = ProjectionMetrics(projection.name, settings.stream_name,
@@ -182,7 +181,7 @@ class ProjectionRunner:
         checkpoint, self.generation = await self.checkpoint()
         self.watermark = Watermark(checkpoint)
         # The consumer is recreated at the checkpoint: every message after it comes again.
-        self.redelivering, self._unacked = {}, None
+        self.redelivering, self._unacked = set(), None
         bus = await Bus.connect(
             self.settings.nats, stream=self.settings.stream_name,
             name=self.partition.durable(self.projection.name),
@@ -317,9 +316,8 @@ class ProjectionRunner:
             await delivery.nak(delay=min(GAP_RETRY_SECONDS * delivery.delivered_count, 30.0))
         for delivery in outcome.poison:
             await delivery.term()
-        for sequence in outcome.settled:
-            self.redelivering.pop(sequence, None)
-        self.redelivering |= {d.stream_sequence: d.delivery_sequence for d in outcome.deferred}
+        self.redelivering -= outcome.settled
+        self.redelivering |= {d.stream_sequence for d in outcome.deferred}
         settled = [*outcome.applied, *outcome.duplicates, *outcome.poison]
         ack, self._unacked = acknowledgement(
             settled + ([self._unacked] if self._unacked else []), self.redelivering)

@@ -107,18 +107,16 @@ def order_batch(
 
 
 def acknowledgement(
-    settled: list[Delivery], redelivering: dict[int, int]
+    settled: list[Delivery], redelivering: set[int]
 ) -> tuple[Delivery | None, Delivery | None]:
     """(the message to ack now, the latest settled message to ack later) for a consumer whose
-    ack also settles every message delivered before it. `redelivering` maps each message nakked
-    for redelivery to the delivery sequence it was nakked at: the ack is the latest settled
-    delivery before all of those (an ack after one would settle it, and JetStream would drop it);
-    the one kept back, if any, is acked once they are settled. Delivery order, not stream order:
-    a redelivery comes later than messages after it in the stream."""
-    below = min(redelivering.values(), default=None)
-    ack = max((d for d in settled if below is None or d.delivery_sequence < below),
-              key=lambda d: d.delivery_sequence, default=None)
-    latest = max(settled, key=lambda d: d.delivery_sequence, default=None)
+    ack also settles every earlier message of it. The ack is the latest settled message below
+    every message still waiting for redelivery (JetStream would drop those); the one kept back,
+    if any, is acked once those gaps close."""
+    below = min(redelivering, default=None)
+    ack = max((d for d in settled if below is None or d.stream_sequence < below),
+              key=lambda d: d.stream_sequence, default=None)
+    latest = max(settled, key=lambda d: d.stream_sequence, default=None)
     return ack, (None if latest is ack else latest)
 
 

@@ -18,11 +18,9 @@ from gatherly.settlement import (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def delivery(stream_sequence: int, delivery_sequence: int | None = None) -> Delivery:
-    """Delivered in stream order unless `delivery_sequence` says otherwise (a redelivery)."""
+def delivery(stream_sequence: int) -> Delivery:
     return Delivery(payload=b"", headers={}, stream_sequence=stream_sequence, delivered_count=1,
-                    _msg=None,  # type: ignore[arg-type]
-                    delivery_sequence=delivery_sequence or stream_sequence)
+                    _msg=None)  # type: ignore[arg-type]
 
 
 def event(stream_id: str, version: int) -> Envelope:
@@ -92,7 +90,7 @@ def settled_of(outcome: BatchOutcome) -> list[Delivery]:
 def test_one_cumulative_ack_settles_the_batch_at_its_latest_settled_message() -> None:
     _, outcome = decide([(5, "m1", 1), (9, "m2", 1), (7, "m3", 1), (8, "m1", 1)], {})
     outcome.poison.append(delivery(11))
-    ack, later = acknowledgement(settled_of(outcome), redelivering={})
+    ack, later = acknowledgement(settled_of(outcome), redelivering=set())
     assert ack is not None and ack.stream_sequence == 11, "poison is settled too (terminated)"
     assert later is None
 
@@ -100,24 +98,13 @@ def test_one_cumulative_ack_settles_the_batch_at_its_latest_settled_message() ->
 def test_no_cumulative_ack_passes_a_message_waiting_for_redelivery() -> None:
     _, outcome = decide([(5, "m1", 1), (6, "m1", 3), (7, "m2", 1)], {})
     assert [d.stream_sequence for d in outcome.deferred] == [6]
-    ack, later = acknowledgement(settled_of(outcome), redelivering={6: 6})
+    ack, later = acknowledgement(settled_of(outcome), redelivering={6})
     assert (ack and ack.stream_sequence, later and later.stream_sequence) == (5, 7)
-    ack, later = acknowledgement(settled_of(outcome), redelivering={3: 3, 6: 6})
+    ack, later = acknowledgement(settled_of(outcome), redelivering={3, 6})
     assert ack is None, "a gap from an earlier batch holds every ack above it back"
     assert later is not None and later.stream_sequence == 7
-    ack, later = acknowledgement([delivery(6), later], redelivering={})
+    ack, later = acknowledgement([delivery(6), later], redelivering=set())
     assert (ack and ack.stream_sequence, later) == (7, None), "acked once the gaps close"
-
-
-def test_acks_follow_delivery_order_not_stream_order() -> None:
-    """A redelivery (stream 4, delivered 9th) comes after a message nakked at delivery 7: acking
-    it would settle the nakked one too, however early its stream sequence."""
-    redelivered = delivery(4, delivery_sequence=9)
-    later_in_stream = delivery(8, delivery_sequence=6)
-    ack, later = acknowledgement([redelivered, later_in_stream], redelivering={5: 7})
-    assert (ack, later) == (later_in_stream, redelivered)
-    ack, later = acknowledgement([redelivered, later_in_stream], redelivering={})
-    assert (ack, later) == (redelivered, None), "the latest delivery settles both"
 
 
 def test_a_received_batch_sets_poison_apart_from_the_envelopes() -> None:
