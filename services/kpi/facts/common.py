@@ -134,8 +134,12 @@ async def insert_rows(
         before = ""
         if keys:
             listed = ", ".join(keys)
-            before = (f"old AS (SELECT t.* FROM {table} t WHERE ({listed}) IN"
-                      f" (SELECT {listed} FROM unnest({arrays}) AS k({names}))), ")
+            # Each key's stored row by key (`OFFSET 0`: joined flat, the planner, which guesses
+            # 10 rows for `unnest`, hashed the batch and scanned the whole table each batch).
+            matches = " AND ".join(f"t.{key} = k.{key}" for key in keys)
+            before = (f"old AS (SELECT t.* FROM (SELECT DISTINCT {listed} FROM unnest({arrays})"
+                      f" AS k({names})) k CROSS JOIN LATERAL (SELECT * FROM {table} t"
+                      f" WHERE {matches} OFFSET 0) t), ")
         insert = f"WITH {before}ins AS ({insert} RETURNING t.*), {', '.join(then)} SELECT 1"
         params["periods"] = ["day", "week", "month"]
     await conn.execute(statement(insert), params)

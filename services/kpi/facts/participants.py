@@ -20,8 +20,9 @@ _MOVED = (
     "fc AS (SELECT DISTINCT ON (community_id, member_id) community_id, member_id,"
     " checked_in_at, event_id FROM ins ORDER BY community_id, member_id, checked_in_at,"
     " event_id),"
-    " fo AS (SELECT t.* FROM first_attendances t WHERE (t.community_id, t.member_id) IN"
-    " (SELECT community_id, member_id FROM fc)),"
+    # Stored by key (`OFFSET 0`: joined flat, every stored first attendance was scanned).
+    " fo AS (SELECT t.* FROM fc CROSS JOIN LATERAL (SELECT * FROM first_attendances t"
+    " WHERE t.community_id = fc.community_id AND t.member_id = fc.member_id OFFSET 0) t),"
     " fm AS (SELECT c.community_id, c.checked_in_at AS at, c.event_id, 1 AS sign FROM fc c"
     " LEFT JOIN fo o USING (community_id, member_id) WHERE o.member_id IS NULL"
     " OR (c.checked_in_at, c.event_id) < (o.checked_in_at, o.event_id)"

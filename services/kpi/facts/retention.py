@@ -69,8 +69,11 @@ def _add(source: str) -> str:
 # after the batch minus before it.
 DELTAS = [
     "rt_members AS (SELECT DISTINCT community_id, member_id FROM ins)",
-    f"rt_was AS (SELECT c.{', c.'.join(HISTORY_COLUMNS.split(', '))} FROM member_changes c"
-    " JOIN rt_members t ON c.community_id = t.community_id AND c.member_id = t.member_id)",
+    # Each member's stored changes by key (`OFFSET 0`: joined flat, the planner hashed the
+    # batch and scanned every stored change each batch).
+    f"rt_was AS (SELECT c.* FROM rt_members t CROSS JOIN LATERAL (SELECT {HISTORY_COLUMNS}"
+    " FROM member_changes c WHERE c.community_id = t.community_id"
+    " AND c.member_id = t.member_id OFFSET 0) c)",
     f"rt_now AS (SELECT {HISTORY_COLUMNS} FROM rt_was UNION ALL"
     f" SELECT {HISTORY_COLUMNS} FROM ins)",
     "rt AS ("

@@ -35,17 +35,33 @@ BIN = (f"CAST(CASE WHEN {DELAY} = 0 THEN 0 ELSE sign({DELAY})"
        f" * (floor(ln(abs({DELAY})) / ln({BIN_BASE})) + {BIN_OFFSET}) END AS int)")
 
 
-def _pairs(reactions: str, content: str, zone_filter: str) -> str:
-    """The added (reaction, content) pairs of `reactions` and `content` per zone, local day of
+def _pairs(pairs: str, zone_filter: str) -> str:
+    """The added (reaction `r`, content `c`) pairs `pairs` joins, per zone, local day of
     publication and delay bin."""
     return (
         "SELECT c.community_id, z.tz, CAST(c.published_at AT TIME ZONE z.tz AS date) AS day,"
-        f" {BIN} AS bin, count(*) AS n"
-        f" FROM {content} c JOIN {reactions} r ON r.community_id = c.community_id"
-        " AND r.content_id = c.content_id AND r.added"
+        f" {BIN} AS bin, count(*) AS n FROM {pairs}"
         " JOIN kpi_zones z ON z.community_id = c.community_id"
         f" WHERE {zone_filter} GROUP BY 1, 2, 3, 4"
     )
+
+
+# Every stored pair (a backfill: one hash join over both tables).
+STORED_PAIRS = ("content c JOIN reaction_facts r ON r.community_id = c.community_id"
+                " AND r.content_id = c.content_id AND r.added")
+# A batch's pairs, each of its rows looking its partners up by key. `OFFSET 0` keeps the
+# subquery a per-row index lookup: joined flat, the planner (which guesses 10 rows for `ins`)
+# hashed the batch and scanned the whole other table each batch, growing with the stream.
+NEW_CONTENT_PAIRS = (
+    "ins c CROSS JOIN LATERAL (SELECT r.at FROM reaction_facts r"
+    " WHERE r.community_id = c.community_id AND r.content_id = c.content_id AND r.added"
+    " OFFSET 0) r"
+)
+NEW_REACTION_PAIRS = (
+    "(SELECT * FROM ins WHERE added) r CROSS JOIN LATERAL (SELECT c.community_id,"
+    " c.published_at FROM content c WHERE c.community_id = r.community_id"
+    " AND c.content_id = r.content_id OFFSET 0) c"
+)
 
 
 # The pairs (CTE `sp`) added to the daily and the monthly bins: the join runs once for both.
@@ -74,9 +90,9 @@ GROUPS_FROM_MONTHS = (
 )
 
 
-def delays_sql(reactions: str, content: str, zone_filter: str) -> str:
-    """One statement adding the pairs of `reactions` and `content` to the three tables."""
-    return (f"WITH sp AS ({_pairs(reactions, content, zone_filter)}),"
+def delays_sql(pairs: str, zone_filter: str) -> str:
+    """One statement adding the pairs `pairs` joins to the three tables."""
+    return (f"WITH sp AS ({_pairs(pairs, zone_filter)}),"
             f" sd AS ({ADD_DAYS}), sg AS ({ADD_GROUPS}) {ADD_MONTHS}")
 
 
@@ -123,21 +139,20 @@ FIRST_DELAYS_FROM_FACTS = (
 )
 
 
-def _delta(reactions: str, content: str) -> list[str]:
-    return [f"sp AS ({_pairs(reactions, content, 'TRUE')})", f"sd AS ({ADD_DAYS})",
+def _delta(pairs: str) -> list[str]:
+    return [f"sp AS ({_pairs(pairs, 'TRUE')})", f"sd AS ({ADD_DAYS})",
             f"sm AS ({ADD_MONTHS})", f"sg AS ({ADD_GROUPS})"]
 
 
 def deltas(fact_table: str) -> list[str]:
     """CTEs over `ins` (the batch's inserted rows of `fact_table`)."""
     if fact_table == "reaction_facts":
-        return [f"sf AS ({FIRSTS})", f"fr AS ({REACTED})", *_delta("ins", "content")]
+        return [f"sf AS ({FIRSTS})", f"fr AS ({REACTED})", *_delta(NEW_REACTION_PAIRS)]
     if fact_table == "content":
-        return [f"fp AS ({PUBLISHED})", *_delta("reaction_facts", "ins")]
+        return [f"fp AS ({PUBLISHED})", *_delta(NEW_CONTENT_PAIRS)]
     return []
 
 
 def backfill_sql() -> str:
     """A new zone's delays, from every stored pair of the community (`:c`, `:tz`)."""
-    return delays_sql("reaction_facts", "content",
-                      "z.community_id = :c AND z.tz = :tz AND c.community_id = :c")
+    return delays_sql(STORED_PAIRS, "z.community_id = :c AND z.tz = :tz AND c.community_id = :c")
