@@ -9,8 +9,9 @@ changed and in whatever order. Erasure renames the member in both rows and chang
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kpi.facts.common import execute
 
 HELD = (
     "FROM member_roles r JOIN members m"
@@ -36,5 +37,5 @@ _RECOUNT = _ADD.format(
 async def recount(conn: AsyncConnection, members: set[tuple[str, str]], sign: int) -> None:
     """Add (`sign` 1) or take away (-1) what the (community, member) keys count now."""
     if members:
-        await conn.execute(text(_RECOUNT), {"sign": sign, "c": [c for c, _ in members],
-                                            "m": [m for _, m in members]})
+        await execute(conn, _RECOUNT, {"sign": sign, "c": [c for c, _ in members],
+                                       "m": [m for _, m in members]})
