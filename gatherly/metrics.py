@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -254,3 +254,20 @@ async def sample_every(
             log.debug("metrics sample failed: %s", error)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), seconds)
+
+
+@contextlib.asynccontextmanager
+async def sampling(seconds: float, sample: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """`sample` every `seconds` while the block runs. Ended by a signal as well as a cancel:
+    Python 3.11's wait_for may swallow a cancel that lands as a request inside `sample`
+    completes, and a sampler stopped by the cancel alone would then sample on forever while the
+    block's exit waits for it."""
+    done = asyncio.Event()
+    sampler = asyncio.create_task(sample_every(seconds, done, sample))
+    try:
+        yield
+    finally:
+        done.set()
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler

@@ -37,7 +37,7 @@ from gatherly.bus import (
     in_slices,
 )
 from gatherly.envelope import Envelope
-from gatherly.metrics import ProjectionMetrics, sample_every
+from gatherly.metrics import ProjectionMetrics, sampling
 from gatherly.partition import Partition
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.settlement import (
@@ -202,16 +202,9 @@ class ProjectionRunner:
                 filter_subject=self.partition.filter_subject,
                 cumulative_acks=True,
             )
-            sampler = asyncio.create_task(
-                sample_every(self.settings.metrics_sample_seconds, self.stopping,
-                             lambda: self._sample_lag(bus, consumer))
-            )
-            try:
+            async with sampling(self.settings.metrics_sample_seconds,
+                                lambda: self._sample_lag(bus, consumer)):
                 await self._consume(consumer, leader)
-            finally:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
         finally:
             await bus.close()
 
