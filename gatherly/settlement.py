@@ -112,7 +112,8 @@ def acknowledgement(
     """(the message to ack now, the latest settled message to ack later) for a consumer whose
     ack also settles every earlier message of it. The ack is the latest settled message below
     every message still waiting for redelivery (JetStream would drop those); the one kept back,
-    if any, is acked once those gaps close."""
+    if any, is acked once those gaps close. Stream order, as the server settles: an ack of stream
+    sequence S removes every pending message at or below S, whenever it was delivered."""
     below = min(redelivering, default=None)
     ack = max((d for d in settled if below is None or d.stream_sequence < below),
               key=lambda d: d.stream_sequence, default=None)
