@@ -68,12 +68,18 @@ async def publish(settings: Settings, facts: list[Envelope]) -> None:
 
 
 async def project(settings: Settings, count: int, within: float = 60) -> None:
-    """Run the KPI projection until it has applied `count` facts in total (this run)."""
+    """Run the KPI projection until it has applied `count` facts in total (this run) and settled
+    every message on the stream. A count alone is not enough: a redelivered view is applied
+    again (idempotently) and counted again, so the count can be reached while a fact deferred
+    for redelivery still waits."""
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="test-last")
+    last = await bus.last_sequence()
+    await bus.close()
     engine = create_engine(settings.database, "kpi", pool_size=2)
     runner = ProjectionRunner(settings, KpiProjection(), engine)
 
     async def caught_up() -> bool:
-        return runner.applied >= count
+        return runner.applied >= count and runner.watermark.value >= last
 
     try:
         async with running(runner):
