@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gatherly.collector import tune_collector
 from gatherly.db import create_engine
 from gatherly.metrics import projector_metrics_port, serve_metrics
 from gatherly.partition import Partition, fair_share, members_key, partitions
@@ -34,20 +34,6 @@ MEMBERS_SQL = (
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 WATCH_SECONDS = 1.0
-# A 1,000-fact batch allocates tens of thousands of short-lived containers: at the default
-# threshold (700) the young generation was collected ~11 times a batch, and the older ones often
-# enough to cost 0.27 s of an 11 s, 50,000-fact bench run (1.2 s with a large heap besides).
-YOUNG_COLLECTION_THRESHOLD = 20_000
-
-
-def tune_collector() -> None:
-    """For a process that turns batches of messages into statements: collect the young objects
-    once a batch rather than dozens of times, and never again traverse what startup loaded."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 10, 10)
-
-
 def runner_count(settings: Settings, projection: Projection) -> int:
     """The projection's partitions: the stream's, if the projection is a partitioned one."""
     partitioned = projection.name in settings.partitioned_projections

@@ -3,13 +3,13 @@ import."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gatherly.collector import tune_collector
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
@@ -21,12 +21,6 @@ from services.engagement.handlers import EngagementHandlers
 from services.engagement.ingest import IngestHandlers
 
 SCHEMA = "engagement"
-# A batch request makes a few objects per fact (item, fact, event, envelope, row, result), tens of
-# thousands while two batches are in flight. At the default young threshold (700) they were
-# collected dozens of times a batch, and every survivor promoted on the way counted toward a
-# full collection, which traversed everything the imports had loaded: 2.4 of 5.4 s of the
-# process's CPU in a 100-batch bench run went to the collector, 2.0 s of it in 16 full passes.
-YOUNG_COLLECTION_THRESHOLD = 20_000
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -34,7 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _tune_collector()
+        tune_collector()  # a batch makes a few objects per fact: see gatherly.collector
         yield
         await engine.dispose()
 
@@ -49,14 +43,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_people.router)
     return app
-
-
-def _tune_collector() -> None:
-    """Once the serving process has started: what startup loaded is never traversed again
-    (frozen), and the young generation is collected every 20,000 new objects, not 700."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 10, 10)
 
 
 def _install_domain_errors(app: FastAPI) -> None:

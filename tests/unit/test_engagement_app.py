@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import gc
 
+from gatherly.collector import YOUNG_COLLECTION_THRESHOLD
 from gatherly.settings import Settings
-from services.engagement.app import YOUNG_COLLECTION_THRESHOLD, create_app
+from services.engagement.app import create_app
 
 
 async def test_the_collector_is_tuned_when_the_app_starts_not_when_it_is_built() -> None:
