@@ -150,6 +150,10 @@ async def execute(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> No
     connection by asyncpg's statement cache. Through SQLAlchemy's text() every statement paid
     its parameter processing and result set-up on the projection's one busy core."""
     driver = (await conn.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy begins its transaction at its own first statement; before that, this one
+        # would commit on its own, outside the batch.
+        raise RuntimeError("a projection statement outside the batch's transaction")
     numbered, names = positional(sql)
     await driver.execute(numbered, *(params[name] for name in names))
 
