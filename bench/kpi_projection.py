@@ -21,12 +21,12 @@ from pathlib import Path
 import asyncpg
 
 from gatherly.bus import Bus
+from gatherly.collector import tune_collector
 from gatherly.db import create_engine
 from gatherly.local.nats import EmbeddedNats
 from gatherly.local.postgres import EmbeddedPostgres
 from gatherly.migrate import migrate
 from gatherly.projection import ProjectionRunner
-from gatherly.projector import tune_collector
 from gatherly.settings import Settings
 from services.kpi.projections import KpiProjection
 from services.kpi.queries.zones import ensure_zone
