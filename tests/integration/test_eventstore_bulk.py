@@ -69,8 +69,9 @@ async def test_a_bulk_append_as_the_first_statement_rolls_back_with_its_transact
     assert await count(engine) == 0
 
 
+@pytest.mark.parametrize("decided", [False, True], ids=["envelopes", "decided"])
 async def test_a_bulk_append_over_a_taken_version_is_a_conflict_and_writes_nothing(
-    engine,  # type: ignore[no-untyped-def]
+    engine, decided: bool,  # type: ignore[no-untyped-def]
 ) -> None:
     streams = [str(uuid.uuid4()) for _ in range(MEMBERS)]
     async with engine.begin() as conn:
@@ -78,7 +79,11 @@ async def test_a_bulk_append_over_a_taken_version_is_a_conflict_and_writes_nothi
                            events=[joined()])
     with pytest.raises(ConcurrencyConflict):
         async with engine.begin() as conn:
-            await STORE.append_envelopes(conn, lives(streams))
+            if decided:
+                await STORE.append_decided(conn, decided_lives(streams), community_id="c1",
+                                           traceparent=None)
+            else:
+                await STORE.append_envelopes(conn, lives(streams))
     assert await count(engine) == 1
 
 
@@ -162,20 +167,6 @@ async def test_decided_events_are_appended_as_their_envelopes_would_be(
         (s, v, event.type, event.data, event.time) for s, v, event in decided]
     assert {e.community_id for e in read} == {"c1"} and {e.traceparent for e in read} == {None}
     assert len({e.id for e in read}) == len(read)  # each its own new id
-
-
-async def test_decided_events_over_a_taken_version_are_a_conflict_and_write_nothing(
-    engine,  # type: ignore[no-untyped-def]
-) -> None:
-    streams = [str(uuid.uuid4()) for _ in range(MEMBERS)]
-    async with engine.begin() as conn:
-        await STORE.append(conn, stream_id=streams[-1], community_id="c1", expected_version=0,
-                           events=[joined()])
-    with pytest.raises(ConcurrencyConflict):
-        async with engine.begin() as conn:
-            await STORE.append_decided(conn, decided_lives(streams), community_id="c1",
-                                       traceparent=None)
-    assert await count(engine) == 1
 
 
 async def test_decided_events_with_one_off_contract_write_nothing(engine) -> None:  # type: ignore[no-untyped-def]
