@@ -27,7 +27,7 @@ from gatherly.bus import Bus, BusUnavailable, OutgoingMessage
 from gatherly.db import create_engine
 from gatherly.envelope import Envelope
 from gatherly.eventstore import START, EventStore, Position
-from gatherly.metrics import RelayMetrics, relay_metrics_port, sample_every, serve_metrics
+from gatherly.metrics import RelayMetrics, relay_metrics_port, sampling, serve_metrics
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.telemetry import context_from_traceparent, trace_headers, tracer
 
@@ -240,12 +240,9 @@ async def run_relay(settings: Settings, schema: str) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, relay.stopping.set)
     serve_metrics(settings.host, relay_metrics_port(settings, schema))
-    sampler = asyncio.create_task(
-        sample_every(settings.metrics_sample_seconds, relay.stopping, relay.sample_lag)
-    )
     try:
-        await relay.run()
+        async with sampling(settings.metrics_sample_seconds, relay.sample_lag):
+            await relay.run()
     finally:
         relay.stopping.set()
-        await sampler
         await engine.dispose()

@@ -34,6 +34,8 @@ MEMBERS_SQL = (
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 WATCH_SECONDS = 1.0
+
+
 def runner_count(settings: Settings, projection: Projection) -> int:
     """The projection's partitions: the stream's, if the projection is a partitioned one."""
     partitioned = projection.name in settings.partitioned_projections
