@@ -311,9 +311,9 @@ class ProjectionRunner:
             await delivery.term()
         self.redelivering -= outcome.settled
         self.redelivering |= {d.stream_sequence for d in outcome.deferred}
-        settled = [*outcome.applied, *outcome.duplicates, *outcome.poison]
         ack, self._unacked = acknowledgement(
-            settled + ([self._unacked] if self._unacked else []), self.redelivering)
+            outcome.settled_deliveries + ([self._unacked] if self._unacked else []),
+            self.redelivering)
         if ack is not None:
             await ack.ack()
         self.applied += len(outcome.applied)

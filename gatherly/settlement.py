@@ -58,8 +58,13 @@ class BatchOutcome:
     poison: list[Delivery] = field(default_factory=list)
 
     @property
+    def settled_deliveries(self) -> list[Delivery]:
+        """Done with for good: applied, already applied before, or no envelope at all."""
+        return [*self.applied, *self.duplicates, *self.poison]
+
+    @property
     def settled(self) -> set[int]:
-        return {d.stream_sequence for d in [*self.applied, *self.duplicates, *self.poison]}
+        return {d.stream_sequence for d in self.settled_deliveries}
 
 
 def untracked(envelope: Envelope, single_event_types: frozenset[str]) -> bool:

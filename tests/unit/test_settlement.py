@@ -83,14 +83,10 @@ def test_a_partitions_ack_floor_carries_its_watermark_over_other_partitions_sequ
     assert Watermark(0).advanced({7}, stored=0).raised_to(5).settled_above == {7}
 
 
-def settled_of(outcome: BatchOutcome) -> list[Delivery]:
-    return [*outcome.applied, *outcome.duplicates, *outcome.poison]
-
-
 def test_one_cumulative_ack_settles_the_batch_at_its_latest_settled_message() -> None:
     _, outcome = decide([(5, "m1", 1), (9, "m2", 1), (7, "m3", 1), (8, "m1", 1)], {})
     outcome.poison.append(delivery(11))
-    ack, later = acknowledgement(settled_of(outcome), redelivering=set())
+    ack, later = acknowledgement(outcome.settled_deliveries, redelivering=set())
     assert ack is not None and ack.stream_sequence == 11, "poison is settled too (terminated)"
     assert later is None
 
@@ -98,9 +94,9 @@ def test_one_cumulative_ack_settles_the_batch_at_its_latest_settled_message() ->
 def test_no_cumulative_ack_passes_a_message_waiting_for_redelivery() -> None:
     _, outcome = decide([(5, "m1", 1), (6, "m1", 3), (7, "m2", 1)], {})
     assert [d.stream_sequence for d in outcome.deferred] == [6]
-    ack, later = acknowledgement(settled_of(outcome), redelivering={6})
+    ack, later = acknowledgement(outcome.settled_deliveries, redelivering={6})
     assert (ack and ack.stream_sequence, later and later.stream_sequence) == (5, 7)
-    ack, later = acknowledgement(settled_of(outcome), redelivering={3, 6})
+    ack, later = acknowledgement(outcome.settled_deliveries, redelivering={3, 6})
     assert ack is None, "a gap from an earlier batch holds every ack above it back"
     assert later is not None and later.stream_sequence == 7
     ack, later = acknowledgement([delivery(6), later], redelivering=set())
