@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Dialect, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
@@ -154,22 +154,13 @@ async def execute(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> No
         # SQLAlchemy begins its transaction at its own first statement; before that, this one
         # would commit on its own, outside the batch.
         raise RuntimeError("a projection statement outside the batch's transaction")
-    numbered, names = positional(sql)
+    numbered, names = positional(sql, conn.dialect)
     await driver.execute(numbered, *(params[name] for name in names))
 
 
-# `:name`, not `::type` nor a time literal's `12:30`.
-PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
-
-
 @functools.lru_cache(maxsize=256)  # a batch writes the same few dozen statements every time
-def positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """`sql` with its `:name` parameters numbered as asyncpg takes them, and the names in order."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match[1] not in names:
-            names.append(match[1])
-        return f"${names.index(match[1]) + 1}"
-
-    return PARAMETER.sub(number, sql), tuple(names)
+def positional(sql: str, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """`sql` with its `:name` parameters numbered as asyncpg takes them (SQLAlchemy's own
+    compiler does it), and the names in that order."""
+    compiled = text(sql).compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ())
