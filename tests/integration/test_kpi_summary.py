@@ -126,15 +126,15 @@ async def test_a_part_that_fails_stops_the_others_and_leaves_no_transaction_in_t
     async def broken(conn: AsyncConnection, *args: Any) -> dict[str, Any]:
         raise RuntimeError("a part failed")
 
-    views_total = summary.views_total
+    content_and_events = summary._content_and_events
 
-    async def slow(conn: AsyncConnection, *args: Any) -> int:
+    async def slow(conn: AsyncConnection, *args: Any) -> Any:
         await asyncio.sleep(0.5)  # still running when the other part fails
-        return await views_total(conn, *args)
+        return await content_and_events(conn, *args)
 
     with monkeypatch.context() as patched:
         patched.setattr(summary, "feedback_totals", broken)
-        patched.setattr(summary, "views_total", slow)
+        patched.setattr(summary, "_content_and_events", slow)
         for ask in WAYS.values():
             with pytest.raises(RuntimeError):
                 await ask(summaries)

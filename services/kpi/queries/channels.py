@@ -15,35 +15,29 @@ from services.kpi.queries.zones import IN_WINDOW, whole_months_and_days
 
 MEASURES = ("joins", "views", "reactions", "registrations", "attendances", "feedback")
 
-# Joins and reactions read whole months from their monthly rollups and only the days around;
-# platforms' counter snapshots their per-day rollups (facts/counters.py: a channel whose only
-# snapshots count 0 is still ranked, with 0).
-CHANNELS = f"""
-SELECT 'joins' AS m, channel, sum(n) AS n
-  FROM ({whole_months_and_days("channel, n", "member", "kind <> 'left'")}) j GROUP BY 2
-UNION ALL
-SELECT 'views', channel, sum(n) FROM view_days WHERE {IN_WINDOW} GROUP BY 2
-UNION ALL
-SELECT 'views', channel, sum(n) FROM view_counter_days
- WHERE {IN_WINDOW} AND snapshots > 0 GROUP BY 2
-UNION ALL
-SELECT 'reactions', channel, sum(n)
-  FROM ({whole_months_and_days("channel, n", "reaction", "added")}) r GROUP BY 2
-UNION ALL
-SELECT 'reactions', channel, sum(n) FROM reaction_counter_days
- WHERE {IN_WINDOW} AND snapshots > 0 GROUP BY 2
-UNION ALL
-SELECT 'registrations', channel, sum(n) FROM registration_days WHERE {IN_WINDOW} GROUP BY 2
-UNION ALL
-SELECT 'attendances', channel, sum(n) FROM attendance_days WHERE {IN_WINDOW} GROUP BY 2
-UNION ALL
-SELECT 'feedback', channel, sum(n) FROM feedback_days
- WHERE {IN_WINDOW} AND kind = 'submitted' GROUP BY 2
-"""
-# The channel the ranking puts first: the largest sum, then the first name in code point order
-# (Python's, as `channels_kpi` sorts; "C" compares UTF-8 bytes, the same order).
-TOP = (f"SELECT channel FROM ({CHANNELS}) c GROUP BY channel"
-       ' ORDER BY sum(n) DESC, channel COLLATE "C" LIMIT 1')
+# Each measure's (channel, n) rows in the window. Joins and reactions read whole months from
+# their monthly rollups and only the days around; platforms' counter snapshots their per-day
+# rollups (facts/counters.py: a channel whose only snapshots count 0 is still ranked, with 0).
+JOINS = whole_months_and_days("channel, n", "member", "kind <> 'left'")
+REACTIONS_ADDED = whole_months_and_days("channel, n", "reaction", "added")
+# Kept per day only; `{also}`: a further condition (the counters' `snapshots > 0`).
+DAILY = "SELECT channel, n FROM {table} WHERE " + IN_WINDOW + "{also}"
+REGISTRATIONS = DAILY.format(table="registration_days", also="")
+ATTENDANCES = DAILY.format(table="attendance_days", also="")
+FEEDBACK = DAILY.format(table="feedback_days", also=" AND kind = 'submitted'")
+COUNTED = " AND snapshots > 0"
+SOURCES = {
+    "joins": (JOINS,),
+    "views": (DAILY.format(table="view_days", also=""),
+              DAILY.format(table="view_counter_days", also=COUNTED)),
+    "reactions": (REACTIONS_ADDED, DAILY.format(table="reaction_counter_days", also=COUNTED)),
+    "registrations": (REGISTRATIONS,),
+    "attendances": (ATTENDANCES,),
+    "feedback": (FEEDBACK,),
+}
+CHANNELS = " UNION ALL ".join(
+    f"SELECT '{measure}' AS m, channel, sum(n) AS n FROM ({source}) s GROUP BY 2"
+    for measure, sources in SOURCES.items() for source in sources)
 
 
 async def channels_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
@@ -57,9 +51,3 @@ async def channels_kpi(conn: AsyncConnection, community: str, w: Window) -> dict
             for rank, (channel, measures) in enumerate(ranked, start=1)
         ]
     }
-
-
-async def top_channel(conn: AsyncConnection, community: str, w: Window) -> str | None:
-    """The first of `channels_kpi`'s ranking, without the ranking (the summary's)."""
-    found: str | None = await conn.scalar(text(TOP), {"c": community, **w.params()})
-    return found

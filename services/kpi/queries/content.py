@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kpi.queries.speed import FIRSTS, SPEED, as_float, speed_of
+from services.kpi.queries.speed import SPEED, speed_of
 from services.kpi.queries.window import Window, ratio
 from services.kpi.queries.zones import IN_WINDOW, day_bucket, whole_months_and_days
 
@@ -80,19 +80,12 @@ REACTIONS = (
     " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, ({views_total}),"
     f" {', '.join('s.' + c for c in SPEED_COLUMNS)} FROM ({SPEED}) s"
 )
-ADDED = f"SELECT sum(n) FROM ({whole_months_and_days('n', 'reaction', 'added')}) a"
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
                f" SELECT n FROM view_counter_days WHERE {IN_WINDOW}) v")
-# The summary's, in one round trip: added, counted, and the first reactions' quantiles.
-REACTION_TOTALS = (
-    f"SELECT ({ADDED}) AS added, (SELECT sum(n) FROM reaction_counter_days"
-    f" WHERE {IN_WINDOW}) AS counted, f.f50"
-    f" FROM ({FIRSTS}) f"
-)
 
 
 # Built once each (text() scans a statement for its parameters every time it is built).
-VIEWS_TOTAL_SQL, REACTION_TOTALS_SQL = text(VIEWS_TOTAL), text(REACTION_TOTALS)
+VIEWS_TOTAL_SQL = text(VIEWS_TOTAL)
 
 
 @cache
@@ -136,16 +129,6 @@ async def views_kpi(
 async def views_total(conn: AsyncConnection, community: str, w: Window) -> int:
     total = await conn.scalar(VIEWS_TOTAL_SQL, {"c": community, **w.params()})
     return int(total or 0)
-
-
-async def reactions_totals(
-    conn: AsyncConnection, community: str, w: Window, views: int
-) -> dict[str, Any]:
-    """The summary's numbers alone: added, reactions per view, median time to first reaction."""
-    row = (await conn.execute(REACTION_TOTALS_SQL, {"c": community, **w.params()})).one()
-    added = int(row.added or 0)
-    return {"added": added, "per_view": ratio(added + int(row.counted or 0), views),
-            "first_reaction_median_seconds": as_float(row.f50)}
 
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:

@@ -159,10 +159,8 @@ SELECT (SELECT coalesce(sum(n), 0) FROM registration_days WHERE {IN_WINDOW}) AS 
 """
 
 
-async def events_totals(conn: AsyncConnection, community: str, w: Window) -> dict[str, int]:
-    """The window's headline numbers alone (the summary's), the same counts `events_kpi` sums
-    over its periods."""
-    row = (await conn.execute(text(TOTALS), {"c": community, **w.params()})).one()
+def totals_of(row: Any) -> dict[str, int]:
+    """`TOTALS`' row as the answer's numbers."""
     return {"registered": int(row.registered), "attended": int(row.attended),
             "no_shows": int(row.no_shows), "new": int(row.new),
             "repeat": int(row.attended) - int(row.new)}

@@ -17,30 +17,73 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.kpi.queries import events
 from services.kpi.queries.beyond import ACTIVE
-from services.kpi.queries.channels import TOP
-from services.kpi.queries.content import reactions_totals, views_total
-from services.kpi.queries.events import events_totals
+from services.kpi.queries.channels import (
+    ATTENDANCES,
+    FEEDBACK,
+    JOINS,
+    REACTIONS_ADDED,
+    REGISTRATIONS,
+)
 from services.kpi.queries.feedback import feedback_totals
 from services.kpi.queries.members import TOTALS, totals_of
-from services.kpi.queries.window import Window
+from services.kpi.queries.speed import FIRSTS, as_float
+from services.kpi.queries.window import Window, ratio
+from services.kpi.queries.zones import IN_WINDOW
 
-# Connections one summary reads on: members, top channel and active members on the first;
-# views, reactions and events on the second; feedback on the third (each 3-4 ms at 1M members,
-# docs/benchmarks.md).
+# Connections one summary reads on, one statement each (feedback two: its ranks come from its
+# rollups): members, active members, the first reactions' median and each channel's joins,
+# views and feedback on the first; platforms' counts, reactions added, events and each
+# channel's other measures on the second; feedback on the third. The top channel is ranked here
+# from the first two's sums per channel, so the parts take about as long each at 1M members
+# (docs/benchmarks.md, seventh session).
 WIDTH = 3
-# Members, the top channel and the active members: one statement, one round trip.
-HEADLINE = f"SELECT m.*, ({TOP}) AS top_channel, ({ACTIVE}) AS active FROM ({TOTALS}) m"
+
+
+def _per_channel(sources: str) -> str:
+    """Per channel, the sum of `sources`' (channel, n) rows: two arrays in one row."""
+    return ("SELECT array_agg(channel) AS channels, array_agg(n) AS counts FROM"
+            f" (SELECT channel, CAST(sum(n) AS bigint) AS n FROM ({sources}) s GROUP BY 1) g")
+
+
+def _counter(table: str) -> str:
+    """A platforms' counter rollup per channel: every snapshot's count (the totals), and the
+    count that ranks the channel (NULL when none of its days keeps a snapshot: not ranked)."""
+    return ("SELECT channel, sum(n) AS n, sum(n) FILTER (WHERE snapshots > 0) AS ranked"
+            f" FROM {table} WHERE {IN_WINDOW} GROUP BY 1")
+
+
+# View days are read once, for the views and the ranking alike.
+HEADLINE = (
+    f"WITH v AS (SELECT channel, sum(n) AS n FROM view_days WHERE {IN_WINDOW} GROUP BY 1)"
+    f" SELECT m.*, ({ACTIVE}) AS active,"
+    " (SELECT CAST(coalesce(sum(n), 0) AS bigint) FROM v) AS viewed, f.f50, c.*"
+    f" FROM ({TOTALS}) m, ({FIRSTS}) f, ("
+    + _per_channel(f"{JOINS} UNION ALL SELECT channel, n FROM v UNION ALL {FEEDBACK}") + ") c"
+)
+CONTENT_AND_EVENTS = (
+    f"WITH vc AS ({_counter('view_counter_days')}), rc AS ({_counter('reaction_counter_days')}),"
+    f" ra AS (SELECT channel, sum(n) AS n FROM ({REACTIONS_ADDED}) a GROUP BY 1)"
+    " SELECT (SELECT sum(n) FROM vc) AS counted_views, (SELECT sum(n) FROM ra) AS added,"
+    f" (SELECT sum(n) FROM rc) AS counted, e.*, c.* FROM ({events.TOTALS}) e, ("
+    + _per_channel("SELECT channel, ranked AS n FROM vc WHERE ranked IS NOT NULL UNION ALL"
+                   " SELECT channel, ranked FROM rc WHERE ranked IS NOT NULL UNION ALL"
+                   f" SELECT channel, n FROM ra UNION ALL {REGISTRATIONS}"
+                   f" UNION ALL {ATTENDANCES}") + ") c"
+)
 # Built once: text() scans a statement for its parameters each time it is built.
-HEADLINE_SQL, EXPORT_SQL = text(HEADLINE), text("SELECT pg_export_snapshot()")
+HEADLINE_SQL, CONTENT_AND_EVENTS_SQL = text(HEADLINE), text(CONTENT_AND_EVENTS)
+EXPORT_SQL = text("SELECT pg_export_snapshot()")
 SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
 T = TypeVar("T")
 
@@ -64,19 +107,19 @@ class Summaries:
         async with _reading(self.engine) as first:
             snapshot = str(await first.scalar(EXPORT_SQL))
             # `first` stays open (and its snapshot importable) until every part is done.
-            (members, top, active), (views, reactions, events), feedback = await _all(
+            headline, content, feedback = await _all(
                 _headline(first, community, w),
                 self._at(snapshot, lambda conn: _content_and_events(conn, community, w)),
                 self._at(snapshot, lambda conn: feedback_totals(conn, community, w, sla_hours)),
             )
-        return _answer(members, views, reactions, events, feedback, active, top)
+        return _answer(headline, content, feedback)
 
     async def one_by_one(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
         async with _reading(self.engine) as conn:
-            members, top, active = await _headline(conn, community, w)
-            views, reactions, events = await _content_and_events(conn, community, w)
+            headline = await _headline(conn, community, w)
+            content = await _content_and_events(conn, community, w)
             feedback = await feedback_totals(conn, community, w, sla_hours)
-        return _answer(members, views, reactions, events, feedback, active, top)
+        return _answer(headline, content, feedback)
 
     async def _at(self, snapshot: str, part: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with _reading(self.engine, snapshot) as conn:
@@ -131,24 +174,29 @@ async def _send(driver: asyncpg.Connection, sql: str) -> None:
         raise OperationalError(sql, None, error) from error
 
 
-async def _headline(
-    conn: AsyncConnection, community: str, w: Window
-) -> tuple[dict[str, Any], str | None, int]:
-    row = (await conn.execute(HEADLINE_SQL, {"c": community, **w.params()})).one()
-    *moves, top, active = row
-    return totals_of(moves), top, int(active)
+async def _headline(conn: AsyncConnection, community: str, w: Window) -> Row[Any]:
+    return (await conn.execute(HEADLINE_SQL, {"c": community, **w.params()})).one()
 
 
-async def _content_and_events(
-    conn: AsyncConnection, community: str, w: Window
-) -> tuple[int, Any, dict[str, int]]:
-    """Views first: reactions per view needs them."""
-    views = await views_total(conn, community, w)
-    reactions = await reactions_totals(conn, community, w, views)
-    return views, reactions, await events_totals(conn, community, w)
+async def _content_and_events(conn: AsyncConnection, community: str, w: Window) -> Row[Any]:
+    return (await conn.execute(CONTENT_AND_EVENTS_SQL, {"c": community, **w.params()})).one()
 
 
-def _answer(members: dict[str, Any], views: int, reactions: Any, events: dict[str, int],
-            feedback: dict[str, Any], active: int, top: str | None) -> dict[str, Any]:
-    return {"members": members, "views": views, "reactions": reactions, "events": events,
-            "feedback": feedback, "active_members": active, "top_channel": top}
+def _answer(headline: Row[Any], content: Row[Any], feedback: dict[str, Any]) -> dict[str, Any]:
+    views = int(headline.viewed) + int(content.counted_views or 0)
+    added = int(content.added or 0)
+    reactions = {"added": added, "per_view": ratio(added + int(content.counted or 0), views),
+                 "first_reaction_median_seconds": as_float(headline.f50)}
+    return {"members": totals_of(headline[:4]), "views": views, "reactions": reactions,
+            "events": events.totals_of(content), "feedback": feedback,
+            "active_members": int(headline.active), "top_channel": _top(headline, content)}
+
+
+def _top(*parts: Row[Any]) -> str | None:
+    """The channel `channels_kpi` ranks first: the largest sum, then the first name in code
+    point order (Python's)."""
+    sums: dict[str, int] = defaultdict(int)
+    for part in parts:
+        for channel, n in zip(part.channels or (), part.counts or (), strict=True):
+            sums[channel] += n
+    return min(sums, key=lambda channel: (-sums[channel], channel), default=None)
