@@ -17,13 +17,13 @@ batches are applied one after another (docs/adr/0005). A count may reach 0 and s
 
 `active_counts` (distinct members per whole day, week and month) follows from the same pairs: a
 member is active in period P exactly once with a day d in P whose previous day p is before P's
-start, so the count is the sum of n over those (d, p), and each batch adds that sum over its pair
-changes."""
+start, so the count is the sum of n over those (d, p). Summed over a batch's pair changes, that
+is one per period holding a new day that holds none of the member's stored days, which the batch
+counts from its new days and their neighbours alone."""
 
 from __future__ import annotations
 
 FIRST = "date '-infinity'"
-PERIODS = "(VALUES ('day'), ('month')) AS p(period)"
 
 
 def _gaps_insert(changes: str) -> str:
@@ -32,12 +32,16 @@ def _gaps_insert(changes: str) -> str:
     # A month row is read only for a month the window holds whole (queries/beyond.py), with
     # previous < the window's first day <= the month's start: a pair inside one month never
     # counts there, so it is not written (most of a batch's month pairs, kpi0018).
-    # In key order: a batch's ~2,700 upserts then walk the key's pages in order, not at random.
-    start = "CAST(date_trunc(p.period, CAST(day AS timestamp)) AS date)"
+    # In key order: a batch's ~2,400 upserts then walk the key's pages in order, not at random.
+    # Each change's month computed once (a cross join with the periods truncated every change
+    # twice, by a unit given as text).
+    month = "CAST(date_trunc('month', CAST(day AS timestamp)) AS date)"
     return (
         "INSERT INTO active_gaps AS g (community_id, tz, period, start, previous, n)"
-        f" SELECT community_id, tz, p.period, {start}, previous, sum(n)"
-        f" FROM {changes} ch CROSS JOIN {PERIODS} WHERE previous < {start}"
+        " SELECT community_id, tz, period, start, previous, sum(n) FROM"
+        f" (SELECT community_id, tz, 'day' AS period, day AS start, previous, n FROM {changes} ch"
+        f" UNION ALL SELECT community_id, tz, 'month', {month}, previous, n FROM {changes} ch"
+        f" WHERE previous < {month}) c"
         " GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0"
         " ORDER BY 1, 2, 3, 4, 5 ON CONFLICT (community_id, tz, period, start, previous)"
         " DO UPDATE SET n = g.n + excluded.n"
@@ -74,12 +78,37 @@ def _counts_insert(changes: str) -> str:
     )
 
 
-BOTH_DAYS = "(SELECT * FROM old_days UNION SELECT * FROM new_days)"
 # A day the batch touches is new unless a stored minute falls on it: the nearest stored minutes
 # either side of its start tell (and are its old neighbours if it is new). Either side, for the
 # day's first minute may come before the start as computed when a zone repeats its midnight hour
 # (a repeated local time is read as the later instant).
 NEW = "b.day IS DISTINCT FROM b.before AND b.day IS DISTINCT FROM b.after"
+# The sequence S of each member's new days and their old neighbours (disjoint: a new day is not
+# stored), each day with the one before it in S.
+SEQUENCE = (
+    "SELECT community_id, tz, member_id, day, new, after, coalesce(lag(day) OVER (PARTITION BY"
+    f" community_id, tz, member_id ORDER BY day), {FIRST}) AS previous FROM"
+    " (SELECT community_id, tz, member_id, day, true AS new, after FROM new_days UNION ALL"
+    " SELECT community_id, tz, member_id, day, false, NULL FROM old_days) x"
+)
+
+
+def _new_in_period() -> str:
+    """`active_counts` of every period in `:periods` gains a member with a new day d in it when
+    d is the first day of S in the period and none of the member's stored days is in it (the
+    nearest stored day after d is not: one before d would come before d in S): the sum of the
+    pair changes over that period, counted from S's new days alone."""
+    start = "CAST(date_trunc(p.period, CAST(s.day AS timestamp)) AS date)"
+    end = f"{start} + CAST('1 ' || p.period AS interval)"
+    return (
+        "INSERT INTO active_counts AS a (community_id, tz, period, start, n)"
+        f" SELECT s.community_id, s.tz, p.period, {start}, count(*) FROM sequence s"
+        " CROSS JOIN unnest(CAST(:periods AS text[])) AS p(period)"
+        f" WHERE s.new AND s.previous < {start}"
+        f" AND NOT coalesce(s.after >= {start} AND s.after < {end}, false)"
+        " GROUP BY 1, 2, 3, 4"
+        " ON CONFLICT (community_id, tz, period, start) DO UPDATE SET n = a.n + excluded.n"
+    )
 
 
 def delta_ctes(source: str) -> list[str]:
@@ -91,14 +120,15 @@ def delta_ctes(source: str) -> list[str]:
         + _neighbour("ASC", ">=") + " AS after FROM (SELECT DISTINCT s.community_id, z.tz,"
         " s.member_id, CAST(s.at AT TIME ZONE z.tz AS date) AS day"
         f" FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id) b)",
-        f"new_days AS (SELECT community_id, tz, member_id, day FROM near b WHERE {NEW})",
+        f"new_days AS (SELECT community_id, tz, member_id, day, after FROM near b WHERE {NEW})",
         "old_days AS (SELECT DISTINCT b.community_id, b.tz, b.member_id, o.day FROM near b"
         " CROSS JOIN LATERAL (VALUES (b.before), (b.after)) AS o(day)"
         f" WHERE {NEW} AND o.day IS NOT NULL)",
-        f"gap_changes AS (SELECT *, 1 AS n FROM ({_pairs(BOTH_DAYS)}) a"
+        f"sequence AS ({SEQUENCE})",
+        "gap_changes AS (SELECT community_id, tz, day, previous, 1 AS n FROM sequence"
         f" UNION ALL SELECT *, -1 FROM ({_pairs('old_days')}) b)",
         f"gaps AS ({_gaps_insert('gap_changes')})",
-        f"counted AS ({_counts_insert('gap_changes')})",
+        f"counted AS ({_new_in_period()})",
     ]
 
 
