@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_seconds: float = Field(default=0.5, gt=0)
     relay_ack_timeout_seconds: float = Field(default=5.0, gt=0)
+    # After a wake-up, how long the relay waits for more commits to publish them together, and
+    # how often it saves its checkpoint while busy (it also saves whenever it falls idle).
+    relay_linger_seconds: float = Field(default=0.005, ge=0)
+    relay_checkpoint_seconds: float = Field(default=1.0, gt=0)
 
     projection_batch_size: int = Field(default=1000, ge=1)
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)

@@ -8,6 +8,7 @@ to every message's context, so one client request is one trace end to end.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from opentelemetry import propagate, trace
@@ -18,6 +19,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Link, SpanContext
 
 TRACER_NAME = "gatherly"
+# A W3C traceparent exactly as the propagator writes it back: version 00, lower-case hex, and
+# neither id all zeros (it refuses those).
+AS_PROPAGATED = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -> None:
@@ -69,6 +73,15 @@ def trace_headers() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
+
+
+def passed_on(traceparent: str | None) -> dict[str, str] | None:
+    """The headers a span that records nothing carries for a stored `traceparent` (it passes
+    its parent's context on), when they can be told without making one and two propagator
+    round trips; None when only the propagator can tell (a context it would rewrite or refuse)."""
+    if traceparent is None:
+        return {}
+    return {"traceparent": traceparent} if AS_PROPAGATED.fullmatch(traceparent) else None
 
 
 def spans_recorded() -> bool:

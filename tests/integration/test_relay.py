@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatherly.bus import Bus
 from gatherly.db import create_engine
-from gatherly.eventstore import EventStore
+from gatherly.eventstore import EventStore, Position
 from gatherly.outbox import Relay, republish
 from gatherly.settings import Settings
 from tests.helpers import eventually, joined, left, running, stream_deliveries, stream_envelopes
@@ -77,6 +78,38 @@ async def test_a_relay_that_lost_its_checkpoint_publishes_nothing_twice(settings
     envelopes = await stream_envelopes(settings)
     assert len(envelopes) == 30
     assert len({e.id for e in envelopes}) == 30
+
+
+async def test_a_busy_relay_saves_its_checkpoint_once_idle_and_a_restart_goes_on_from_it(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"relay_checkpoint_seconds": 3600.0})
+    engine = create_engine(settings.database, "members")
+    first = Relay(settings, "members", engine)
+    async with running(first):
+        for _ in range(20):
+            async with engine.begin() as conn:
+                await STORE.append(conn, stream_id=str(uuid.uuid4()), community_id="c1",
+                                   expected_version=0, events=[joined()])
+
+        async def saved_all() -> bool:
+            return await first.load_checkpoint() == (await _last_position(engine))
+
+        await eventually(saved_all)  # idle, not an hour later
+        assert first.published == 20
+    second = Relay(settings, "members", engine)
+    async with running(second):
+        await asyncio.sleep(0.5)
+    await engine.dispose()
+    assert second.published == 0, "it starts after everything the first one published"
+
+
+async def _last_position(engine: AsyncEngine) -> Position:
+    async with engine.connect() as conn:
+        row = (await conn.execute(text(
+            "SELECT tx_id::text::bigint AS tx, position FROM events"
+            " ORDER BY tx_id DESC, position DESC LIMIT 1"))).one()
+    return Position(row.tx, row.position)
 
 
 async def test_only_one_of_two_relays_publishes(settings: Settings) -> None:
