@@ -3,7 +3,9 @@ from the embedded wheels on free loopback ports; a fresh database and stream for
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +22,27 @@ from gatherly.registry import SCHEMAS
 from gatherly.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A session's temporary files in a directory of its own, not under pytest's shared
+    `pytest-of-<user>`: as root, the embedded Postgres runs as another user who must traverse
+    every ancestor of its data directory, and each pytest session that starts resets that shared
+    directory to 0700, locking out a Postgres another session is just starting there."""
+    if config.option.basetemp is None:
+        own = Path(tempfile.mkdtemp(prefix="gatherly-pytest-"))
+        config.option.basetemp = own
+        config.stash[OWN_BASETEMP] = own
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures have stopped their servers
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Kept for a look when something failed, as pytest keeps its own; removed otherwise."""
+    own = session.config.stash.get(OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def free_port() -> int:
