@@ -26,6 +26,7 @@ from gatherly.problems import (
     install_problem_handlers,
     problem_response,
 )
+from gatherly.request_tracing import spans_only_when_recorded
 from gatherly.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,10 @@ class _TooLarge(Exception):
 
 
 def instrument(app: FastAPI) -> None:
+    """Server spans for every request but health checks, made only while spans are recorded;
+    without them, only the incoming trace context is kept (gatherly.request_tracing)."""
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    spans_only_when_recorded(app)
 
 
 async def community_scope(
