@@ -4,39 +4,76 @@ exactly one of them)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import Envelope
 
+# A batch's statements, bound once. Whatever a batch costs regardless of its size is paid per
+# fact at join rates (one or two facts a batch), so each is one round trip and the two after
+# the lock go to asyncpg directly: through SQLAlchemy each cost a few times its driver's CPU.
+_LOCK = (
+    "SELECT stream_seq, generation{} FROM projection_checkpoint"
+    " WHERE projection = :p AND partition = :q FOR UPDATE"
+)
+# `SET LOCAL synchronous_commit = off` as an expression: the same setting, read at commit.
+LOCK_CHECKPOINT = {True: text(_LOCK.format("")),
+                   False: text(_LOCK.format(", set_config('synchronous_commit', 'off', true)"))}
+APPLIED_VERSIONS = (
+    "SELECT stream_id, version FROM projection_applied"
+    " WHERE projection = $1 AND stream_id = ANY(CAST($2 AS text[]))"
+)
+SAVE_PROGRESS = (
+    "WITH versions AS (INSERT INTO projection_applied (projection, stream_id, version)"
+    " SELECT $1, * FROM unnest(CAST($3 AS text[]), CAST($4 AS int[]))"
+    " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version)"
+    " UPDATE projection_checkpoint SET stream_seq = $5, updated_at = now()"
+    " WHERE projection = $1 AND partition = $2"
+)
+
 
 async def lock_checkpoint(
-    conn: AsyncConnection, projection: str, partition: str
+    conn: AsyncConnection, projection: str, partition: str, *, durable: bool = True
 ) -> tuple[int, int]:
     """(stream sequence, generation) of the partition, row-locked until commit: every transaction
-    that changes this partition (a second runner, a replay's reset) waits on it."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT stream_seq, generation FROM projection_checkpoint"
-                " WHERE projection = :p AND partition = :q FOR UPDATE"
-            ),
-            {"p": projection, "q": partition},
-        )
-    ).one()
+    that changes this partition (a second runner, a replay's reset) waits on it. `durable` False:
+    the transaction's commit does not wait for the disk. The batch's first statement: through
+    SQLAlchemy, which begins the transaction with it."""
+    row = (await conn.execute(LOCK_CHECKPOINT[durable], {"p": projection, "q": partition})).one()
     return int(row.stream_seq), int(row.generation)
 
 
-async def save_checkpoint(
-    conn: AsyncConnection, projection: str, partition: str, stream_seq: int
+async def applied_versions(
+    conn: AsyncConnection, projection: str, streams: set[str]
+) -> dict[str, int]:
+    if not streams:
+        return {}
+    rows = await (await _in_transaction(conn)).fetch(APPLIED_VERSIONS, projection, list(streams))
+    return {row["stream_id"]: row["version"] for row in rows}
+
+
+async def save_progress(
+    conn: AsyncConnection, projection: str, partition: str, stream_seq: int,
+    applied: list[Envelope],
 ) -> None:
-    await conn.execute(
-        text(
-            "UPDATE projection_checkpoint SET stream_seq = :s, updated_at = now()"
-            " WHERE projection = :p AND partition = :q"
-        ),
-        {"p": projection, "q": partition, "s": stream_seq},
-    )
+    """The last version of every aggregate `applied` touched and the partition's checkpoint, in
+    one statement."""
+    latest: dict[str, int] = {}
+    for envelope in applied:
+        latest[envelope.subject] = max(latest.get(envelope.subject, 0), envelope.sequence)
+    await (await _in_transaction(conn)).execute(
+        SAVE_PROGRESS, projection, partition, list(latest), list(latest.values()), stream_seq)
+
+
+async def _in_transaction(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, which must be in the batch's transaction: SQLAlchemy
+    begins it at its own first statement, and a statement sent before would commit alone."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("a bookkeeping statement outside the batch's transaction")
+    return driver
 
 
 async def read_checkpoint(engine: AsyncEngine, projection: str, partition: str) -> tuple[int, int]:
@@ -62,37 +99,6 @@ async def read_checkpoint(engine: AsyncEngine, projection: str, partition: str) 
             )
         ).one()
     return int(row.stream_seq), int(row.generation)
-
-
-async def applied_versions(
-    conn: AsyncConnection, projection: str, streams: set[str]
-) -> dict[str, int]:
-    if not streams:
-        return {}
-    result = await conn.execute(
-        text(
-            "SELECT stream_id, version FROM projection_applied"
-            " WHERE projection = :p AND stream_id = ANY(:s)"
-        ),
-        {"p": projection, "s": list(streams)},
-    )
-    return {row.stream_id: row.version for row in result}
-
-
-async def record_versions(conn: AsyncConnection, projection: str, events: list[Envelope]) -> None:
-    latest: dict[str, int] = {}
-    for envelope in events:
-        latest[envelope.subject] = max(latest.get(envelope.subject, 0), envelope.sequence)
-    if not latest:
-        return
-    await conn.execute(
-        text(
-            "INSERT INTO projection_applied (projection, stream_id, version)"
-            " SELECT :p, * FROM unnest(CAST(:s AS text[]), CAST(:v AS int[]))"
-            " ON CONFLICT (projection, stream_id) DO UPDATE SET version = excluded.version"
-        ),
-        {"p": projection, "s": list(latest), "v": list(latest.values())},
-    )
 
 
 async def reset_bookkeeping(conn: AsyncConnection, projection: str) -> None:

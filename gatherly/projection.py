@@ -23,7 +23,6 @@ from typing import Protocol
 
 import asyncpg
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -284,11 +283,10 @@ class ProjectionRunner:
         self, conn: AsyncConnection, batch: Received, acked_through: int
     ) -> BatchOutcome:
         name = self.projection.name
-        if not self.projection.durable_commits:
-            await conn.execute(text("SET LOCAL synchronous_commit = off"))
         # The row lock serialises every transaction that changes this partition (a second
         # runner, a replay's reset), so versions read below cannot change before commit.
-        stored, generation = await bookkeeping.lock_checkpoint(conn, name, self.partition.label)
+        stored, generation = await bookkeeping.lock_checkpoint(
+            conn, name, self.partition.label, durable=self.projection.durable_commits)
         if generation != self.generation:
             raise GenerationChanged
         outcome = BatchOutcome(poison=list(batch.poison))
@@ -299,9 +297,9 @@ class ProjectionRunner:
         self._pending = self.watermark.advanced(outcome.settled, stored).raised_to(acked_through)
         if to_apply:
             await self.projection.apply(conn, to_apply)
-            await bookkeeping.record_versions(
-                conn, name, [e for e in to_apply if not untracked(e, single)])
-        await bookkeeping.save_checkpoint(conn, name, self.partition.label, self._pending.value)
+        await bookkeeping.save_progress(
+            conn, name, self.partition.label, self._pending.value,
+            [e for e in to_apply if not untracked(e, single)])
         return outcome
 
     async def _settle(self, outcome: BatchOutcome) -> None:

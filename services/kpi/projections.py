@@ -33,7 +33,8 @@ class KpiProjection:
     async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
         communities = sorted({e.community_id for e in batch})
         # Before any write: a zone's backfill either saw this batch or this batch sees the zone.
-        await rollups.lock_for_batch(conn, communities)
+        # The listeners' notification goes with it (sent at commit, as it would be if last).
+        await rollups.lock_for_batch(conn, communities, CHANNEL)
         ids = await identity.identities(conn, batch)
         # Rewrite what is stored before writing this batch, whose rows already carry the
         # pseudonym: the other way round, a row of both kinds for one key would collide.
@@ -42,10 +43,6 @@ class KpiProjection:
         await engagement.apply(conn, batch)
         await events.apply(conn, batch, ids)
         await identity.record_activity(conn, batch, ids)
-        await conn.execute(
-            text("SELECT pg_notify(:n, c) FROM unnest(CAST(:cs AS text[])) c"),
-            {"n": CHANNEL, "cs": communities},
-        )
 
     async def reset(self, conn: AsyncConnection) -> None:
         # The zones stay registered: replaying the facts refills their rollups through the same

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.bus import Bus, PartitionMismatch
 from gatherly.db import create_engine
@@ -17,9 +19,9 @@ from gatherly.partition import Partition
 from gatherly.projection import ProjectionRunner
 from gatherly.projector import Projector
 from gatherly.replay import replay
-from gatherly.settings import Settings
+from gatherly.settings import Settings, to_libpq_url
 from gatherly.settlement import Received
-from services.kpi.projections import KpiProjection
+from services.kpi.projections import CHANNEL, KpiProjection
 from services.kpi.queries.content import views_total
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.window import Window
@@ -140,6 +142,63 @@ async def test_a_leave_delivered_before_its_join_waits_for_it(settings: Settings
     await engine.dispose()
     assert settled == 2
     assert await today_counts(settings) == (1, 1, 0)
+
+
+class CommitSetting:
+    """A projection that only notes the commit durability its batch's transaction runs with."""
+
+    name = "commit-setting"
+    schema = "kpi"
+    single_event_types: frozenset[str] = frozenset()
+
+    def __init__(self, durable_commits: bool) -> None:
+        self.durable_commits = durable_commits
+        self.seen: list[str] = []
+
+    async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+        self.seen.append(str(await conn.scalar(text("SHOW synchronous_commit"))))
+
+    async def reset(self, conn: AsyncConnection) -> None:
+        return None
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_a_batch_waits_for_the_disk_only_when_its_projection_asks(
+    settings: Settings, durable: bool
+) -> None:
+    await write_members(settings, joins=1, leaves=0)
+    engine = create_engine(settings.database, "kpi")
+    projection = CommitSetting(durable)
+    runner = ProjectionRunner(settings, projection, engine)
+    _, runner.generation = await runner.checkpoint()
+    await runner.apply_batch(Received.of(await stream_deliveries(settings)))
+    async with engine.connect() as conn:  # the setting was the batch's own
+        after = await conn.scalar(text("SHOW synchronous_commit"))
+    await engine.dispose()
+    assert (projection.seen, after) == (["on" if durable else "off"], "on")
+
+
+async def test_the_kpi_projection_tells_each_community_of_its_batch_at_commit(
+    settings: Settings,
+) -> None:
+    await write_members(settings, joins=2, leaves=0, communities=("c1", "c2"))
+    told: list[str] = []
+    listener = await asyncpg.connect(to_libpq_url(settings.database))
+    await listener.add_listener(CHANNEL, lambda *args: told.append(args[3]))
+    engine = create_engine(settings.database, "kpi")
+    runner = ProjectionRunner(settings, KpiProjection(), engine)
+    _, runner.generation = await runner.checkpoint()
+    try:
+        await runner.apply_batch(Received.of(await stream_deliveries(settings)))
+        await eventually(lambda: _told(told, 2))
+    finally:
+        await listener.close()
+        await engine.dispose()
+    assert sorted(told) == ["c1", "c2"]
+
+
+async def _told(told: list[str], count: int) -> bool:
+    return len(told) >= count
 
 
 async def test_a_message_waiting_for_redelivery_is_never_acknowledged_away(

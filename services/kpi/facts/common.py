@@ -149,13 +149,26 @@ async def execute(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> No
     """`sql` (`:name` parameters) on the transaction's own asyncpg connection, prepared once per
     connection by asyncpg's statement cache. Through SQLAlchemy's text() every statement paid
     its parameter processing and result set-up on the projection's one busy core."""
+    driver, numbered, args = await _on_driver(conn, sql, params)
+    await driver.execute(numbered, *args)
+
+
+async def fetch(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Any]:
+    """The rows of `sql`, as `execute` runs it (asyncpg records: `row["column"]`)."""
+    driver, numbered, args = await _on_driver(conn, sql, params)
+    return list(await driver.fetch(numbered, *args))
+
+
+async def _on_driver(
+    conn: AsyncConnection, sql: str, params: dict[str, Any]
+) -> tuple[Any, str, list[Any]]:
     driver = (await conn.get_raw_connection()).driver_connection
     if not driver.is_in_transaction():
         # SQLAlchemy begins its transaction at its own first statement; before that, this one
         # would commit on its own, outside the batch.
         raise RuntimeError("a projection statement outside the batch's transaction")
     numbered, names = positional(sql, conn.dialect)
-    await driver.execute(numbered, *(params[name] for name in names))
+    return driver, numbered, [params[name] for name in names]
 
 
 @functools.lru_cache(maxsize=256)  # a batch writes the same few dozen statements every time

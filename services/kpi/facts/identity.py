@@ -16,6 +16,7 @@ from services.kpi.facts.common import (
     actor,
     digest,
     fact_time,
+    fetch,
     insert_rows,
     pseudonym,
 )
@@ -38,15 +39,14 @@ async def identities(conn: AsyncConnection, events: list[Envelope]) -> Identitie
     candidates = {(e.community_id, digest(e.community_id, m)) for e in events
                   for m in _member_ids(e)}
     if candidates:
-        rows = await conn.execute(
-            text(
-                "SELECT e.community_id, e.digest FROM erased_members e"
-                " JOIN unnest(CAST(:c AS text[]), CAST(:d AS text[])) AS k(c, d)"
-                " ON e.community_id = k.c AND e.digest = k.d"
-            ),
+        rows = await fetch(
+            conn,
+            "SELECT e.community_id, e.digest FROM erased_members e"
+            " JOIN unnest(CAST(:c AS text[]), CAST(:d AS text[])) AS k(c, d)"
+            " ON e.community_id = k.c AND e.digest = k.d",
             {"c": [c for c, _ in candidates], "d": [d for _, d in candidates]},
         )
-        erased |= {(r.community_id, r.digest) for r in rows}
+        erased |= {(r["community_id"], r["digest"]) for r in rows}
     return Identities(erased)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
 from services.kpi.facts import retention, roles
-from services.kpi.facts.common import Identities, fact_time, insert_rows
+from services.kpi.facts.common import Identities, fact_time, fetch, insert_rows
 from services.kpi.facts.rollups import deltas
 
 CHANGES = {
@@ -44,7 +44,7 @@ async def apply(conn: AsyncConnection, events: list[Envelope], ids: Identities) 
         return
     fold = MemberFold()
     keys = {(e.community_id, ids.key(e.community_id, e.subject)) for e in relevant}
-    fold.states = await _load_states(conn, keys)
+    fold.states, role_holders = await _load_states(conn, keys)
     touched: set[tuple[str, str]] = set()
     for event in relevant:
         member = (event.community_id, ids.key(event.community_id, event.subject))
@@ -53,10 +53,12 @@ async def apply(conn: AsyncConnection, events: list[Envelope], ids: Identities) 
             continue
         _change(fold, member, event)
         touched.add(member)
-    # Role coverage: these members' counts go before the writes and come back after them.
-    await roles.recount(conn, keys, -1)
+    # Role coverage: these members' counts go before the writes and come back after them. A
+    # member with no role stored and none given in the batch counts 0 before and after.
+    counted = role_holders | {(c, m) for c, m, _ in fold.roles}
+    await roles.recount(conn, counted, -1)
     await _write(conn, fold, touched)
-    await roles.recount(conn, keys, 1)
+    await roles.recount(conn, counted, 1)
 
 
 def _change(fold: MemberFold, member: tuple[str, str], event: Envelope) -> None:
@@ -75,19 +77,26 @@ def _change(fold: MemberFold, member: tuple[str, str], event: Envelope) -> None:
 
 async def _load_states(
     conn: AsyncConnection, keys: set[tuple[str, str]]
-) -> dict[tuple[str, str], MemberState]:
-    rows = await conn.execute(
-        text(
-            "SELECT m.community_id, m.member_id, channel, status, first_joined_at FROM members m"
-            " JOIN unnest(CAST(:c AS text[]), CAST(:m AS text[])) AS k(c, m)"
-            " ON m.community_id = k.c AND m.member_id = k.m"
-        ),
+) -> tuple[dict[tuple[str, str], MemberState], set[tuple[str, str]]]:
+    """The stored state of each member that has one, and which of them hold a role (a role row
+    may exist without a member row: looked up on its own)."""
+    rows = await fetch(
+        conn,
+        "SELECT k.c, k.m, m.channel, m.status, m.first_joined_at, EXISTS (SELECT 1"
+        " FROM member_roles r WHERE r.community_id = k.c AND r.member_id = k.m) AS holds"
+        " FROM unnest(CAST(:c AS text[]), CAST(:m AS text[])) AS k(c, m)"
+        " LEFT JOIN members m ON m.community_id = k.c AND m.member_id = k.m",
         {"c": [c for c, _ in keys], "m": [m for _, m in keys]},
     )
-    return {
-        (r.community_id, r.member_id): MemberState(r.channel, r.status, r.first_joined_at)
-        for r in rows
-    }
+    states: dict[tuple[str, str], MemberState] = {}
+    holders: set[tuple[str, str]] = set()
+    for r in rows:
+        if r["channel"] is not None:
+            states[(r["c"], r["m"])] = MemberState(r["channel"], r["status"],
+                                                   r["first_joined_at"])
+        if r["holds"]:
+            holders.add((r["c"], r["m"]))
+    return states, holders
 
 
 async def _write(conn: AsyncConnection, fold: MemberFold, touched: set[tuple[str, str]]) -> None:

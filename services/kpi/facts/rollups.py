@@ -38,6 +38,7 @@ from services.kpi.facts import (
     retention,
     speed,
 )
+from services.kpi.facts.common import execute
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,12 @@ PERIODS = ("day", "week", "month")
 MAX_ZONES = 8
 # A hash collision only makes two communities wait for each other's backfill.
 LOCK_KEY = "hashtext('kpi_zones:' || {})"
-# Sorted, so two batches always take their communities' locks in the same order.
+# Sorted, so two batches always take their communities' locks in the same order. Each community
+# is also told on channel `:n`: Postgres holds a NOTIFY back until commit wherever the
+# transaction sends it, so sending it here rather than last saves the batch a round trip.
 LOCK_FOR_BATCH = (
-    f"SELECT count(pg_advisory_xact_lock_shared({LOCK_KEY.format('c')}))"
+    f"SELECT count(pg_advisory_xact_lock_shared({LOCK_KEY.format('c')})),"
+    " count(pg_notify(:n, c) IS NULL)"
     " FROM (SELECT DISTINCT unnest(CAST(:cs AS text[])) AS c ORDER BY 1) cs"
 )
 LOCK_FOR_BACKFILL = f"SELECT pg_advisory_xact_lock({LOCK_KEY.format(':c')})"
@@ -57,8 +61,9 @@ class TooManyZones(Exception):
     """The community already has MAX_ZONES zones."""
 
 
-async def lock_for_batch(conn: AsyncConnection, communities: list[str]) -> None:
-    await conn.execute(text(LOCK_FOR_BATCH), {"cs": communities})
+async def lock_for_batch(conn: AsyncConnection, communities: list[str], channel: str) -> None:
+    """The communities' zone locks, shared; `channel` notified of each community at commit."""
+    await execute(conn, LOCK_FOR_BATCH, {"cs": communities, "n": channel})
 
 
 @dataclass(frozen=True, slots=True)
