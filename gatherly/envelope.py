@@ -116,5 +116,12 @@ class DomainEvent:
     time: datetime
 
     def __post_init__(self) -> None:
-        if not TYPE_PATTERN.match(self.type):
-            raise ValueError(f"event type {self.type!r} is not gatherly.<aggregate>.<past_tense>")
+        # A batch decides a thousand events of two or three types: each type is matched once.
+        if self.type not in _WELL_FORMED_TYPES:
+            if not TYPE_PATTERN.match(self.type):
+                raise ValueError(
+                    f"event type {self.type!r} is not gatherly.<aggregate>.<past_tense>")
+            _WELL_FORMED_TYPES.add(self.type)
+
+
+_WELL_FORMED_TYPES: set[str] = set()

@@ -148,3 +148,38 @@ async def test_racing_batches_record_each_reaction_once(client: httpx.AsyncClien
     assert sum(a.json()["recorded"] for a in answers) == len(MEMBERS)
     assert await scalar(client, "SELECT count(*) FROM events WHERE type = 'gatherly.reaction.added'"
                         ) == len(MEMBERS)
+
+
+async def test_a_batch_saves_each_reaction_and_view_total_as_decided(
+    client: httpx.AsyncClient,
+) -> None:
+    """The read models get each reaction's final state and each item's views added: moments
+    to the microsecond with their offset, custom kinds and channels, in one row each."""
+    content, other = await publish(client), await publish(client)
+    at, later = "2026-03-01T12:00:00.123456+03:00", "2026-03-01T12:30:00.5-02:00"
+    items = [
+        {"op": "add_reaction", "content_id": content, "member_id": MEMBERS[0],
+         "kind": "high-five", "channel": "my_club", "at": at},
+        {"op": "add_reaction", "content_id": other, "member_id": MEMBERS[1], "kind": "like",
+         "at": at},
+        {"op": "remove_reaction", "content_id": other, "member_id": MEMBERS[1], "kind": "like",
+         "at": later},
+        {"op": "view", "content_id": content, "count": 3},
+        {"op": "view", "content_id": other, "count": 2},
+        {"op": "view", "content_id": content},
+    ]
+    response = await client.post(BATCH, json={"items": items})
+    assert response.json()["recorded"] == 6, response.text
+    engine = client._transport.app.state.engine  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
+        reactions = (await conn.execute(text(
+            "SELECT content_id::text, member_id::text, kind, channel, active,"
+            " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), version"
+            " FROM reactions ORDER BY kind"))).all()
+        totals = dict((await conn.execute(text(
+            "SELECT content_id::text, views FROM content_view_totals"))).all())
+    assert [tuple(r) for r in reactions] == [
+        (content, MEMBERS[0], "high-five", "my_club", True, "2026-03-01 09:00:00.123456", 1),
+        (other, MEMBERS[1], "like", "telegram", False, "2026-03-01 14:30:00.500000", 2),
+    ]
+    assert totals == {content: 4, other: 2}

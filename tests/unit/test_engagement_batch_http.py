@@ -46,3 +46,20 @@ def test_the_size_of_a_valid_envelope_is_checked(items: list[object], says: str)
     with pytest.raises(Problem) as refused:
         parse_batch(body(items), 10)
     assert refused.value.status == 422 and says in str(refused.value.detail)
+
+
+@pytest.mark.parametrize("spelling", [
+    CONTENT, CONTENT.upper(), CONTENT.replace("-", ""), "{" + CONTENT + "}", "urn:uuid:" + CONTENT,
+    "00000000-0000-0000-0000-000000000000", CONTENT[:-1] + "g", CONTENT + "0", "not an id",
+])
+def test_a_body_of_canonical_ids_reads_as_the_models_would(spelling: str) -> None:
+    """The first pass reads ids as canonical text, not UUIDs: whatever the spelling, a body
+    must read as it does item by item, through the declared models (a bad item forces that)."""
+    at = "2026-03-01T09:00:00Z"
+    items = [{"op": "view", "content_id": spelling, "member_id": spelling, "viewed_at": at},
+             {"op": "add_reaction", "content_id": spelling, "member_id": spelling,
+              "kind": "like", "at": at},
+             {"op": "remove_reaction", "content_id": CONTENT, "member_id": spelling,
+              "kind": "like", "at": at}]
+    item_by_item = parse_batch(body([*items, {"op": "teleport"}]), 10)[:-1]
+    assert parse_batch(body(items), 10) == item_by_item
