@@ -15,6 +15,13 @@ SCHEMA = "kpi"
 # Woken listeners re-query; the notification carries only the community id (a hint, DESIGN §4).
 CHANNEL = "kpi_changed"
 
+# A batch of at most this many facts runs its statements on their generic plans. Postgres plans
+# a prepared statement again for each execution's values while that plan looks cheaper than the
+# generic one, and for one or two facts it always does: re-planning the rollups' CTEs every batch
+# cost Postgres more CPU than running them (docs/benchmarks.md, eighth session). The generic plan
+# assumes 10 rows per `unnest`, the estimate the statements' key lookups were written for.
+GENERIC_PLAN_FACTS = 10
+
 TABLES = (
     "member_changes", "members", "member_roles", "erased_members", "activity", "content",
     "views", "view_counters", "reaction_facts", "reaction_counters", "community_events",
@@ -34,7 +41,8 @@ class KpiProjection:
         communities = sorted({e.community_id for e in batch})
         # Before any write: a zone's backfill either saw this batch or this batch sees the zone.
         # The listeners' notification goes with it (sent at commit, as it would be if last).
-        await rollups.lock_for_batch(conn, communities, CHANNEL)
+        plans = "force_generic_plan" if len(batch) <= GENERIC_PLAN_FACTS else None
+        await rollups.lock_for_batch(conn, communities, CHANNEL, plans)
         ids = await identity.identities(conn, batch)
         # Rewrite what is stored before writing this batch, whose rows already carry the
         # pseudonym: the other way round, a row of both kinds for one key would collide.

@@ -21,7 +21,7 @@ from gatherly.projector import Projector
 from gatherly.replay import replay
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.settlement import Received
-from services.kpi.projections import CHANNEL, KpiProjection
+from services.kpi.projections import CHANNEL, GENERIC_PLAN_FACTS, KpiProjection
 from services.kpi.queries.content import views_total
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.window import Window
@@ -195,6 +195,33 @@ async def test_the_kpi_projection_tells_each_community_of_its_batch_at_commit(
         await listener.close()
         await engine.dispose()
     assert sorted(told) == ["c1", "c2"]
+
+
+class PlansSeen(KpiProjection):
+    """The KPI projection, noting the plan cache mode its batch's statements ran with."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
+        await super().apply(conn, batch)
+        self.seen.append(str(await conn.scalar(text("SHOW plan_cache_mode"))))
+
+
+async def test_a_small_kpi_batch_runs_on_generic_plans_and_a_large_one_does_not(
+    settings: Settings,
+) -> None:
+    await write_members(settings, joins=GENERIC_PLAN_FACTS + 2, leaves=0)
+    deliveries = await stream_deliveries(settings)
+    engine = create_engine(settings.database, "kpi")
+    projection = PlansSeen()
+    runner = ProjectionRunner(settings, projection, engine)
+    _, runner.generation = await runner.checkpoint()
+    await runner.apply_batch(Received.of(deliveries[:1]))
+    await runner.apply_batch(Received.of(deliveries[1:]))
+    await engine.dispose()
+    assert projection.seen == ["force_generic_plan", "auto"]
+    assert await today_counts(settings) == (GENERIC_PLAN_FACTS + 2, 0, GENERIC_PLAN_FACTS + 2)
 
 
 async def _told(told: list[str], count: int) -> bool:

@@ -48,10 +48,12 @@ MAX_ZONES = 8
 LOCK_KEY = "hashtext('kpi_zones:' || {})"
 # Sorted, so two batches always take their communities' locks in the same order. Each community
 # is also told on channel `:n`: Postgres holds a NOTIFY back until commit wherever the
-# transaction sends it, so sending it here rather than last saves the batch a round trip.
+# transaction sends it, so sending it here rather than last saves the batch a round trip. With
+# `:plans` the batch's `plan_cache_mode` (SET LOCAL), in the same round trip.
 LOCK_FOR_BATCH = (
     f"SELECT count(pg_advisory_xact_lock_shared({LOCK_KEY.format('c')})),"
-    " count(pg_notify(:n, c) IS NULL)"
+    " count(pg_notify(:n, c) IS NULL), set_config('plan_cache_mode',"
+    " coalesce(CAST(:plans AS text), current_setting('plan_cache_mode')), true)"
     " FROM (SELECT DISTINCT unnest(CAST(:cs AS text[])) AS c ORDER BY 1) cs"
 )
 LOCK_FOR_BACKFILL = f"SELECT pg_advisory_xact_lock({LOCK_KEY.format(':c')})"
@@ -61,9 +63,12 @@ class TooManyZones(Exception):
     """The community already has MAX_ZONES zones."""
 
 
-async def lock_for_batch(conn: AsyncConnection, communities: list[str], channel: str) -> None:
-    """The communities' zone locks, shared; `channel` notified of each community at commit."""
-    await execute(conn, LOCK_FOR_BATCH, {"cs": communities, "n": channel})
+async def lock_for_batch(
+    conn: AsyncConnection, communities: list[str], channel: str, plans: str | None = None
+) -> None:
+    """The communities' zone locks, shared; `channel` notified of each community at commit;
+    `plans`, if given, the transaction's plan_cache_mode."""
+    await execute(conn, LOCK_FOR_BATCH, {"cs": communities, "n": channel, "plans": plans})
 
 
 @dataclass(frozen=True, slots=True)
