@@ -4,11 +4,10 @@ exactly one of them)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gatherly.db import driver_in_transaction
 from gatherly.envelope import Envelope
 
 # A batch's statements, bound once. Whatever a batch costs regardless of its size is paid per
@@ -50,7 +49,8 @@ async def applied_versions(
 ) -> dict[str, int]:
     if not streams:
         return {}
-    rows = await (await _in_transaction(conn)).fetch(APPLIED_VERSIONS, projection, list(streams))
+    driver = await driver_in_transaction(conn)
+    rows = await driver.fetch(APPLIED_VERSIONS, projection, list(streams))
     return {row["stream_id"]: row["version"] for row in rows}
 
 
@@ -63,17 +63,8 @@ async def save_progress(
     latest: dict[str, int] = {}
     for envelope in applied:
         latest[envelope.subject] = max(latest.get(envelope.subject, 0), envelope.sequence)
-    await (await _in_transaction(conn)).execute(
+    await (await driver_in_transaction(conn)).execute(
         SAVE_PROGRESS, projection, partition, list(latest), list(latest.values()), stream_seq)
-
-
-async def _in_transaction(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`, which must be in the batch's transaction: SQLAlchemy
-    begins it at its own first statement, and a statement sent before would commit alone."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    if driver is None or not driver.is_in_transaction():
-        raise RuntimeError("a bookkeeping statement outside the batch's transaction")
-    return driver
 
 
 async def read_checkpoint(engine: AsyncEngine, projection: str, partition: str) -> tuple[int, int]:

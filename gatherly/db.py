@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -32,3 +33,13 @@ def create_engine(
             "command_timeout": 30,
         },
     )
+
+
+async def driver_in_transaction(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, for a statement that must belong to `conn`'s open
+    transaction: sent straight to the driver, it skips SQLAlchemy's per-statement CPU. SQLAlchemy
+    begins its transaction at its own first statement; one sent before would commit alone."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("a statement sent outside its transaction")
+    return driver

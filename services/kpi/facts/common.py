@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Dialect, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gatherly.db import driver_in_transaction
 from gatherly.envelope import Envelope
 
 # The zones of a source row `s`, as the rollups of rows that change join them.
@@ -162,11 +163,7 @@ async def fetch(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list
 async def _on_driver(
     conn: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> tuple[Any, str, list[Any]]:
-    driver = (await conn.get_raw_connection()).driver_connection
-    if not driver.is_in_transaction():
-        # SQLAlchemy begins its transaction at its own first statement; before that, this one
-        # would commit on its own, outside the batch.
-        raise RuntimeError("a projection statement outside the batch's transaction")
+    driver = await driver_in_transaction(conn)
     numbered, names = positional(sql, conn.dialect)
     return driver, numbered, [params[name] for name in names]
 
