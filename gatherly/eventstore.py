@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly import contracts
+from gatherly.db import driver_in_transaction
 from gatherly.envelope import DomainEvent, Envelope, new_event_id
 
 
@@ -261,8 +262,7 @@ class EventStore:
     async def _copy_records(self, conn: AsyncConnection, records: list[tuple[Any, ...]]) -> None:
         """The rows, in `_COPY_COLUMNS` order, by COPY after the NOTIFY (see `_copy`)."""
         await conn.execute(_NOTIFY, {"wake_channel": self.wake_channel})
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+        driver = await driver_in_transaction(conn)
         try:
             await driver.copy_records_to_table("events", records=records, columns=_COPY_COLUMNS)
         except UniqueViolationError as error:

@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gatherly.db import driver_in_transaction
 from gatherly.envelope import Envelope, utc_now
 from gatherly.eventstore import EventStore, new_event_ids
 from gatherly.telemetry import current_traceparent
@@ -221,8 +222,7 @@ class MemberImporter:
         """COPY on the chunk's transaction (the list insert before it has opened it)."""
         if not new:
             return
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+        driver = await driver_in_transaction(conn)
         records = [
             (c.member_id, community_id, p.display_name, p.email, json.dumps(dict(p.handles)),
              p.city, list(p.interests), c.row.external_ref)
