@@ -179,8 +179,7 @@ class EventStore:
         log a shape that consumers were never told about."""
         if not envelopes:
             return
-        for envelope in envelopes:
-            contracts.validate(envelope.type, envelope.data)
+        contracts.validate_all([e.type for e in envelopes], [e.data for e in envelopes])
         if len(envelopes) >= COPY_FROM:
             await self._copy(conn, envelopes)
             return
@@ -205,8 +204,8 @@ class EventStore:
                 for stream_id, version, event in decided
             ])
             return
-        for _, _, event in decided:
-            contracts.validate(event.type, event.data)
+        events = [event for _, _, event in decided]
+        contracts.validate_all([e.type for e in events], [e.data for e in events])
         records = [
             (event_id, stream_id, community_id, event.type, version, event.time,
              _payload(event.data), traceparent)
