@@ -48,6 +48,9 @@ class RemoveReaction(NamedTuple):
 
 
 Fact = View | AddReaction | RemoveReaction
+# A named tuple's own `__new__` is Python code that calls this: the plan builds its outcomes
+# and planned events with it directly, every field given in order (0.15 against 0.3 µs each).
+_new = tuple.__new__
 
 
 class Outcome(NamedTuple):
@@ -111,21 +114,20 @@ def _decide(
         event = activity.record_view(content, count=fact.count, viewed_at=fact.viewed_at, now=now,
                                      channel=fact.channel, member_id=fact.member_id)
         view_id = new_id()
-        result.events.append(Planned(view_id, 1, event))
+        result.events.append(_new(Planned, (view_id, 1, event)))
         result.views[content.id] = result.views.get(content.id, 0) + fact.count
-        # Positional: a named tuple built from keywords costs twice as much.
-        return Outcome(201, view_id, True)
+        return _new(Outcome, (201, view_id, True, None, None))
     stream = reaction_id(fact.content_id, fact.member_id, fact.kind)
     current = result.reactions.get(stream) or reactions.get(stream)
     events = activity.add_reaction(current, content, member_id=fact.member_id, kind=fact.kind,
                                    at=fact.at, now=now, channel=fact.channel)
     if not events:
         return Outcome(200, stream, reaction=current)
-    added = Reaction(
-        id=stream, content_id=content.id, member_id=fact.member_id, kind=fact.kind,
-        channel=str(events[0].data["channel"]), active=True, at=fact.at,
-        version=(current.version if current else 0) + 1,
-    )
+    # Positional (fields: id, content_id, member_id, kind, channel, active, at, version): a
+    # frozen dataclass built from keywords cost 1.65 against 1.16 µs.
+    added = Reaction(stream, content.id, fact.member_id, fact.kind,
+                     str(events[0].data["channel"]), True, fact.at,
+                     (current.version if current else 0) + 1)
     return _record(result, added, events[0], status=201)
 
 
@@ -141,6 +143,6 @@ def _remove(
 
 
 def _record(result: Plan, reaction: Reaction, event: DomainEvent, *, status: int) -> Outcome:
-    result.events.append(Planned(reaction.id, reaction.version, event))
+    result.events.append(_new(Planned, (reaction.id, reaction.version, event)))
     result.reactions[reaction.id] = reaction
-    return Outcome(status, reaction.id, True, None, reaction)
+    return _new(Outcome, (status, reaction.id, True, None, reaction))

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from services.engagement.activity import Publication, Reaction
-from services.engagement.batch import AddReaction, RemoveReaction, View, plan, reaction_ids
+from services.engagement.batch import (
+    AddReaction,
+    Outcome,
+    RemoveReaction,
+    View,
+    plan,
+    reaction_ids,
+)
 from services.engagement.domain import reaction_id
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -27,7 +34,7 @@ def ids() -> object:
 def test_views_add_up_per_item_and_each_is_its_own_stream() -> None:
     result = plan([View(ITEM.id, T0), View(ITEM.id, T0, count=5, member_id=MEMBER)],
                   CONTENTS, {}, NOW, new_id=ids())  # type: ignore[arg-type]
-    assert [o.status for o in result.outcomes] == [201, 201]
+    assert result.outcomes == [Outcome(201, "view-1", True), Outcome(201, "view-2", True)]
     assert [(p.stream_id, p.version) for p in result.events] == [("view-1", 1), ("view-2", 1)]
     assert result.views == {ITEM.id: 6}
 
@@ -44,6 +51,11 @@ def test_the_same_reaction_twice_in_one_batch_is_recorded_once() -> None:
     result = plan([add, add], CONTENTS, {}, NOW)
     assert [(o.status, o.recorded) for o in result.outcomes] == [(201, True), (200, False)]
     assert len(result.events) == 1
+    added = result.reactions[reaction_id(ITEM.id, MEMBER, "like")]
+    assert result.outcomes[0] == Outcome(201, added.id, True, None, added)
+    assert result.outcomes[1] == Outcome(200, added.id, reaction=added)
+    assert (added.content_id, added.member_id, added.kind, added.channel, added.active,
+            added.at, added.version) == (ITEM.id, MEMBER, "like", "telegram", True, T0, 1)
 
 
 def test_added_removed_added_are_three_versions_of_one_stream() -> None:
