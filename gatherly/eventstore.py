@@ -98,6 +98,10 @@ class Position:
 
 START = Position(0, 0)
 
+# An events row as `prepare_decided` makes it, in `_COPY_COLUMNS` order: callers only choose
+# which of them to append.
+EventRow = tuple[Any, ...]
+
 _COLUMNS = "id, stream_id, community_id, type, version, occurred_at, recorded_at, data, traceparent"
 
 # The events of an append as one `INSERT … SELECT FROM unnest(…)`; `{only_if}` lets a caller
@@ -213,15 +217,31 @@ class EventStore:
                 for stream_id, version, event in decided
             ])
             return
+        await self._copy_records(conn, self.prepare_decided(
+            decided, community_id=community_id, traceparent=traceparent))
+
+    def prepare_decided(
+        self, decided: Sequence[tuple[str, int, DomainEvent]], *, community_id: str,
+        traceparent: str | None,
+    ) -> list[EventRow]:
+        """The stored rows of `decided` (as `append_decided` takes them), with new ids, checked
+        against their contracts and encoded, but not appended: a bulk path makes the next
+        batch's rows while the current batch is in Postgres, then appends those it still wants
+        with `append_prepared`. No I/O; raises `ContractViolation` as every append does."""
         events = [event for _, _, event in decided]
         contracts.validate_all([e.type for e in events], [e.data for e in events])
-        records = [
+        return [
             (event_id, stream_id, community_id, event.type, version, event.time,
              _payload(event.data), traceparent)
             for event_id, (stream_id, version, event) in zip(
                 new_event_ids(len(decided)), decided, strict=True)
         ]
-        await self._copy_records(conn, records)
+
+    async def append_prepared(self, conn: AsyncConnection, rows: Sequence[EventRow]) -> None:
+        """Append rows made by `prepare_decided` (all, or those still wanted) by COPY on the
+        caller's transaction, with the same conflict as every append."""
+        if rows:
+            await self._copy_records(conn, list(rows))
 
     async def append_if_written(
         self, conn: AsyncConnection, envelopes: list[Envelope], *, writes: str,

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from gatherly.problem_docs import documented_problem
 from gatherly.web import Community, CommunityPath, Problem
 from services.members.api import CustomChannels
-from services.members.import_rows import ImportFormat, UnreadableImport
-from services.members.importer import ImportReport, MemberImporter
+from services.members.import_rows import ImportFormat, ImportReport, UnreadableImport
+from services.members.importer import MemberImporter
 
 router = APIRouter(prefix="/v1/communities/{community_id}/members", tags=["members"])
 

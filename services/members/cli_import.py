@@ -16,8 +16,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
-from services.members.import_rows import ImportFormat, UnreadableImport
-from services.members.importer import ImportReport, MemberImporter
+from services.members.import_rows import ImportFormat, ImportReport, UnreadableImport
+from services.members.importer import MemberImporter
 
 PIECE = 64 * 1024
 SUFFIXES = {".csv": ImportFormat.CSV, ".ndjson": ImportFormat.NDJSON,

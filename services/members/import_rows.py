@@ -11,7 +11,7 @@ import codecs
 import csv
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -23,7 +23,11 @@ COLUMNS = (
     "channel", "external_ref", "joined_at", "invited_by", "display_name", "email", "city",
     "interests", "handles",
 )
+_COLUMN_SET = frozenset(COLUMNS)
+_LIST_COLUMNS = frozenset({"interests", "handles"})
+_PROFILE_FIELDS = frozenset(personal.PROFILE_FIELDS)
 MAX_LINE = 100_000
+MAX_LISTED_REJECTIONS = 1000
 
 
 class ImportFormat(StrEnum):
@@ -50,6 +54,22 @@ class Rejection:
     number: int
     field: str
     reason: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """Counts for every row, and the rejected rows with why (the first thousand listed)."""
+
+    rows: int = 0
+    created: int = 0
+    present: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected += 1
+        if len(self.rejections) < MAX_LISTED_REJECTIONS:
+            self.rejections.append(rejection)
 
 
 RawRow = tuple[int, dict[str, Any] | Rejection]
@@ -119,7 +139,11 @@ class RowReader:
             return self._line, Rejection(
                 self._line, "row", f"{len(values)} values for {len(self._header)} columns"
             )
-        return self._line, {k: _csv_value(k, v) for k, v in zip(self._header, values, strict=True)}
+        # Only the list columns need `_csv_value`'s parsing: the others skip the call per cell.
+        return self._line, {
+            k: _csv_value(k, v) if k in _LIST_COLUMNS else (v.strip() or None)
+            for k, v in zip(self._header, values, strict=True)
+        }
 
 
 def _csv_value(column: str, value: str) -> Any:
@@ -140,9 +164,8 @@ def check_row(
     number: int, raw: dict[str, Any], custom_channels: frozenset[str] | None = None
 ) -> ImportRow | Rejection:
     """One raw row against the same rules as a single join (`custom_channels` as there)."""
-    unknown = sorted(set(raw) - set(COLUMNS))
-    if unknown:
-        return Rejection(number, unknown[0], "not a column")
+    if not raw.keys() <= _COLUMN_SET:  # (every row is checked: the set is made once)
+        return Rejection(number, sorted(raw.keys() - _COLUMN_SET)[0], "not a column")
     channel = raw.get("channel")
     if not isinstance(channel, str) or not domain.valid_channel(channel, custom_channels):
         return Rejection(number, "channel", f"unknown channel {channel!r}")
@@ -159,7 +182,7 @@ def check_row(
         return Rejection(number, "invited_by", "not a member id (UUID)")
     try:
         profile = personal.profile_changes(
-            {k: v for k, v in raw.items() if k in personal.PROFILE_FIELDS},
+            {k: v for k, v in raw.items() if k in _PROFILE_FIELDS},
             lambda c: domain.valid_channel(c, custom_channels),
         )
     except ProfileError as error:

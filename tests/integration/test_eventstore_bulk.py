@@ -177,3 +177,28 @@ async def test_decided_events_with_one_off_contract_write_nothing(engine) -> Non
         async with engine.begin() as conn:
             await STORE.append_decided(conn, decided, community_id="c1", traceparent=None)
     assert await count(engine) == 0
+
+
+async def test_prepared_events_are_appended_as_chosen_like_decided_ones(engine) -> None:  # type: ignore[no-untyped-def]
+    decided = decided_lives([str(uuid.uuid4()) for _ in range(5)])
+    rows = STORE.prepare_decided(decided, community_id="c1", traceparent=None)
+    chosen = (0, 2, 5, 7)  # a bulk path keeps only some, e.g. an import its new members'
+    async with engine.begin() as conn:
+        await STORE.append_prepared(conn, [rows[i] for i in chosen])
+    async with engine.connect() as conn:
+        read = [e for _, e in await STORE.read_all(conn, START, 10_000)]
+    assert [(e.subject, e.sequence, e.type, e.data, e.time) for e in read] == [
+        (s, v, event.type, event.data, event.time) for s, v, event in (decided[i] for i in chosen)]
+    assert {e.community_id for e in read} == {"c1"} and len({e.id for e in read}) == 4
+    with pytest.raises(ConcurrencyConflict):  # the same rows again: the versions are taken
+        async with engine.begin() as conn:
+            await STORE.append_prepared(conn, [rows[0]])
+    assert await count(engine) == 4
+
+
+def test_preparing_an_event_off_contract_raises_before_anything_is_sent() -> None:
+    decided = decided_lives([str(uuid.uuid4()) for _ in range(MEMBERS)])
+    stream, version, bad = decided[-1]
+    decided[-1] = (stream, version, DomainEvent(bad.type, {"left_at": "not a time"}, bad.time))
+    with pytest.raises(ContractViolation):
+        STORE.prepare_decided(decided, community_id="c1", traceparent=None)

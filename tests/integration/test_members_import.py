@@ -14,10 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.cli import main as gatherly
 from gatherly.db import create_engine
+from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
+from services.members.import_rows import ImportFormat
+from services.members.importer import MemberImporter
 from tests.integration.test_members_api import BASE, client, event_count, settings
 
 __all__ = ["client", "settings"]
@@ -156,3 +160,60 @@ async def test_100k_rows_import_in_one_go_with_bounded_memory(
     assert measured["file_bytes"] > 25_000_000
     # Peak growth during the import stays under half the file's size.
     assert measured["growth_kib"] * 1024 < measured["file_bytes"] / 2, measured
+
+
+def refs_csv(refs: list[str]) -> bytes:
+    return ("channel,external_ref\n" + "".join(f"vk,{ref}\n" for ref in refs)).encode()
+
+
+async def listed_refs(engine: AsyncEngine, community: str) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(
+            "SELECT p.external_ref FROM member_list l JOIN member_profile p ON p.member_id = l.id"
+            " WHERE l.community_id = :c ORDER BY l.listed"), {"c": community})).scalars())
+
+
+@pytest.fixture
+async def importer(settings: Settings) -> AsyncIterator[MemberImporter]:
+    engine = create_engine(settings.database, "members")
+    yield MemberImporter(engine, EventStore(source="/gatherly/members"), chunk_rows=200)
+    await engine.dispose()
+
+
+async def test_chunks_in_flight_together_list_in_file_order_and_never_deadlock(
+    importer: MemberImporter,
+) -> None:
+    # Two chunks of 200 with the same references in opposite orders, written at once: were
+    # their list inserts to run side by side, each would wait for the other's rows.
+    # Deadlocks depend on timing: four rounds make one likely if the order is not kept.
+    refs = [f"r{i}" for i in range(200)]
+    for community in ("c1", "c2", "c3", "c4"):
+        report = await importer.run(community, pieces(refs_csv(refs + refs[::-1]), 4096),
+                                    ImportFormat.CSV)
+        assert (report.created, report.present, report.rejected) == (200, 200, 0)
+        assert await listed_refs(importer.engine, community) == refs
+
+
+async def test_a_failed_chunk_stops_the_import_and_a_second_run_completes_it(
+    importer: MemberImporter, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refs = [f"r{i}" for i in range(1000)]
+    copy_profiles = importer._copy_profiles
+
+    async def failing(conn: AsyncConnection, records: list[tuple[object, ...]]) -> None:
+        if any(record[-1] == "r200" for record in records):  # the second chunk
+            raise RuntimeError("the database went away")
+        await copy_profiles(conn, records)
+
+    monkeypatch.setattr(importer, "_copy_profiles", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        await importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV)
+    kept = await listed_refs(importer.engine, "c1")
+    assert kept[:200] == refs[:200] and "r200" not in kept and len(kept) < len(refs)
+
+    monkeypatch.undo()
+    report = await importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV)
+    assert (report.created, report.present) == (len(refs) - len(kept), len(kept))
+    assert sorted(await listed_refs(importer.engine, "c1")) == sorted(refs)
+    async with importer.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == len(refs)
