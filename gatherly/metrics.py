@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Latency buckets from 2.5 ms to 10 s: the KPI freshness target is one second at p99.
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 UNMATCHED_ROUTE = "unmatched"
 UNMEASURED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 

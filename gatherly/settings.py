@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     relay_linger_seconds: float = Field(default=0.005, ge=0)
     relay_checkpoint_seconds: float = Field(default=1.0, gt=0)
 
-    projection_batch_size: int = Field(default=1000, ge=1)
+    # Messages a projection fetches and applies in one transaction at most. A batch has a fixed
+    # cost (bookkeeping, a few dozen statements): at 4,000 the KPI projection ran 20-35 % faster
+    # than at 1,000 against the same raw fetch loop (docs/benchmarks.md, ninth session). A quiet
+    # stream still hands over each fact as it comes: a fetch returns what is there.
+    projection_batch_size: int = Field(default=4000, ge=1)
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=1_000_000, ge=1)
