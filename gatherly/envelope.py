@@ -8,6 +8,7 @@ Python import paths, so renaming code never breaks stored history.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -101,6 +102,36 @@ def from_json(payload: bytes) -> Envelope:
 
 def new_event_id() -> str:
     return str(uuid.uuid4())
+
+
+# Per 16 bytes of randomness, the bits an id keeps and those it sets (RFC 4122: version 4 in
+# the high nibble of byte 6, variant 10 in the two high bits of byte 8).
+_ID_KEPT = b"\xff" * 6 + b"\x0f\xff\x3f" + b"\xff" * 7
+_ID_SET = b"\x00" * 6 + b"\x40\x00\x80" + b"\x00" * 7
+
+
+# Where each of an id's 32 hex digits goes among its 36 characters.
+_HEX_AT = [at for at in range(36) if at not in (8, 13, 18, 23)]
+
+
+def new_event_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs as text, from one read of the system's randomness:
+    `uuid.uuid4()` reads it once per id, which dominated building an import's envelopes. The
+    version and variant bits are set for all ids at once, on the read as one integer. From 32
+    ids on, the text is laid out for all at once too: each hex digit's column copied into place
+    by one slice assignment, the ids then split apart on spaces (0.2 against 0.66 µs an id at a
+    thousand; the 32 copies cost about ten ids' worth, so fewer ids are cut one by one)."""
+    randomness = int.from_bytes(os.urandom(16 * count))
+    hexes = ((randomness & int.from_bytes(_ID_KEPT * count)) | int.from_bytes(_ID_SET * count)
+             ).to_bytes(16 * count).hex()
+    if count < 32:
+        return [f"{hexes[i : i + 8]}-{hexes[i + 8 : i + 12]}-{hexes[i + 12 : i + 16]}-"
+                f"{hexes[i + 16 : i + 20]}-{hexes[i + 20 : i + 32]}"
+                for i in range(0, 32 * count, 32)]
+    digits, text = hexes.encode(), bytearray((b"-" * 36 + b" ") * count)
+    for digit, at in enumerate(_HEX_AT):
+        text[at::37] = digits[digit::32]
+    return text.decode().split()
 
 
 def utc_now() -> datetime:

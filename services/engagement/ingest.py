@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.envelope import DomainEvent, utc_now
-from gatherly.eventstore import ConcurrencyConflict, EventStore, new_event_ids
+from gatherly.envelope import DomainEvent, new_event_ids, utc_now
+from gatherly.eventstore import ConcurrencyConflict, EventStore
 from gatherly.telemetry import current_traceparent
 from services.engagement import activity, batch, batch_store, views
 from services.engagement.activity import CounterSnapshot, ReactionCount

@@ -28,8 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.db import driver_in_transaction
-from gatherly.envelope import utc_now
-from gatherly.eventstore import EventRow, EventStore, new_event_ids
+from gatherly.envelope import new_event_ids, utc_now
+from gatherly.eventstore import EventRow, EventStore
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
 from services.members.import_rows import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from gatherly.eventstore import new_event_ids
+from gatherly.envelope import new_event_ids
 
 
 def test_bulk_ids_are_distinct_version_4_uuids_in_canonical_text() -> None:
