@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     relay_checkpoint_seconds: float = Field(default=1.0, gt=0)
 
     # Messages a projection fetches and applies in one transaction at most. A batch has a fixed
-    # cost (bookkeeping, a few dozen statements): at 4,000 the KPI projection ran 20-35 % faster
-    # than at 1,000 against the same raw fetch loop (docs/benchmarks.md, ninth session). A quiet
-    # stream still hands over each fact as it comes: a fetch returns what is there.
+    # cost (bookkeeping, a few dozen statements): against the same raw fetch loop, the KPI
+    # projection ran 0.56-0.63 of it at 4,000 and 0.44-0.48 at 1,000 in time order, 0.38-0.43
+    # and 0.29-0.35 in random order (docs/benchmarks.md, ninth session). A quiet stream still
+    # hands over each fact as it comes: a fetch returns what is there.
     projection_batch_size: int = Field(default=4000, ge=1)
     projection_ack_wait_seconds: float = Field(default=10.0, gt=0)
 
