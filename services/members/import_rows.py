@@ -128,7 +128,7 @@ class RowReader:
         values = next(csv.reader([record]))
         if self._header is None:
             self._header = [name.strip().lower() for name in values]
-            unknown = sorted(set(self._header) - set(COLUMNS))
+            unknown = sorted(set(self._header) - _COLUMN_SET)
             if unknown or "channel" not in self._header:
                 raise UnreadableImport(
                     f"header: unknown column(s) {unknown}" if unknown
@@ -139,25 +139,23 @@ class RowReader:
             return self._line, Rejection(
                 self._line, "row", f"{len(values)} values for {len(self._header)} columns"
             )
-        # Only the list columns need `_csv_value`'s parsing: the others skip the call per cell.
-        return self._line, {
-            k: _csv_value(k, v) if k in _LIST_COLUMNS else (v.strip() or None)
-            for k, v in zip(self._header, values, strict=True)
-        }
+        # CSV cells are text, empty is none; only the list columns are parsed further.
+        row: dict[str, Any] = {k: v.strip() or None
+                               for k, v in zip(self._header, values, strict=True)}
+        for column in _LIST_COLUMNS.intersection(row):
+            if row[column] is not None:
+                row[column] = _list_cell(column, row[column])
+        return self._line, row
 
 
-def _csv_value(column: str, value: str) -> Any:
-    """CSV cells are text: interests are `a;b`, handles `telegram:@ann;vk:ann`; empty is none."""
-    value = value.strip()
-    if not value:
-        return None
+def _list_cell(column: str, value: str) -> list[str] | dict[str, str]:
+    """A list column's cell (stripped, not empty): interests are `a;b`, handles
+    `telegram:@ann;vk:ann`."""
     if column == "interests":
         return [tag for tag in value.split(";") if tag.strip()]
-    if column == "handles":
-        pairs = [pair.split(":", 1) for pair in value.split(";") if pair.strip()]
-        return {channel.strip(): handle for channel, handle in
-                (pair if len(pair) == 2 else (pair[0], "") for pair in pairs)}
-    return value
+    pairs = [pair.split(":", 1) for pair in value.split(";") if pair.strip()]
+    return {channel.strip(): handle for channel, handle in
+            (pair if len(pair) == 2 else (pair[0], "") for pair in pairs)}
 
 
 def check_row(
