@@ -61,7 +61,7 @@ _CANONICAL_MOMENT = Annotated[
     AfterValidator(datetime.fromisoformat)]
 
 
-def _with_canonical_ids(item: type[BaseModel]) -> type[BaseModel]:
+def _with_canonical_fields(item: type[BaseModel]) -> type[BaseModel]:
     """`item` with its UUID fields read as canonical text and its moments as above, all else as
     declared: a UUID object made per id and turned back into text cost ~2.5 µs a view
     (cProfile: `UUID.__str__` alone was 3.7% of the service). Such text is exactly what `str()`
@@ -79,8 +79,8 @@ def _canonical(annotation: Any) -> Any:
     return _CANONICAL_ID | None if annotation == uuid.UUID | None else annotation
 
 
-_CANONICAL_ITEM: Any = (_with_canonical_ids(ViewItem) | _with_canonical_ids(AddReactionItem)
-                        | _with_canonical_ids(RemoveReactionItem))
+_CANONICAL_ITEM: Any = (_with_canonical_fields(ViewItem) | _with_canonical_fields(AddReactionItem)
+                        | _with_canonical_fields(RemoveReactionItem))
 _BY_OP = Field(discriminator="op")
 _CanonicalBatch = create_model("_CanonicalBatch", __base__=Input,
                                items=(list[Annotated[_CANONICAL_ITEM, _BY_OP]], ...))
