@@ -129,6 +129,22 @@ async def test_the_answers_do_not_depend_on_the_order_facts_arrive_in(
     assert await answers(client, "c1") == await answers(client, "c2")
 
 
+async def test_an_aggregates_later_facts_arriving_first_change_no_answer(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """Every fact in reverse, one a batch: a feedback answer before its feedback, a leave before
+    its join. The runner holds a fact back until its aggregate's earlier ones are applied."""
+    in_order = scenario("c1").facts
+    backwards = list(reversed(scenario("c2").facts))
+    f1 = [f.type for f in backwards if f.subject == scenario("c2").id("f1")]
+    assert f1 == ["gatherly.feedback.answered", "gatherly.feedback.submitted"]  # the case tested
+    await publish(settings, in_order + backwards)
+    await project(settings.model_copy(update={"projection_batch_size": 5}), len(in_order) * 2)
+    expected = await answers(client, "c1")
+    assert expected["feedback"]["answered"] == 1  # type: ignore[index]
+    assert await answers(client, "c2") == expected
+
+
 async def test_an_erased_member_is_not_identified_and_the_counts_stay(
     settings: Settings, client: httpx.AsyncClient
 ) -> None:
