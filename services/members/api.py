@@ -161,7 +161,8 @@ async def record_rejoin(
               responses={428: documented_problem(428)})
 async def update_profile(
     community_id: CommunityPath, member_id: uuid.UUID, body: ProfileFields, response: Response,
-    community: Community, members: Handlers, if_match: IfMatch = None,
+    community: Community, members: Handlers, custom_channels: CustomChannels,
+    if_match: IfMatch = None,
 ) -> MemberPublic:
     """Change profile fields; `If-Match` with the member's ETag is required."""
     expected = parse_if_match(if_match)
@@ -171,6 +172,7 @@ async def update_profile(
     command = UpdateProfile(
         community_id=community, member_id=str(member_id),
         changes=body.model_dump(exclude_unset=True), at=utc_now(), expected_version=expected,
+        custom_channels=custom_channels,
     )
     return answer(await members.update_profile(command), response)
 

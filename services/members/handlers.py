@@ -66,6 +66,7 @@ class UpdateProfile:
     changes: Mapping[str, Any]
     at: datetime
     expected_version: int
+    custom_channels: frozenset[str] | None = None  # handles are keyed by channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,8 @@ class MemberHandlers:
         )
 
     async def update_profile(self, command: UpdateProfile) -> MemberView:
-        changes = personal.profile_changes(command.changes, domain.valid_channel)
+        changes = personal.profile_changes(
+            command.changes, lambda c: domain.valid_channel(c, command.custom_channels))
         async with self.engine.begin() as conn:
             view = await self._load(conn, command.community_id, command.member_id)
             if command.expected_version != view.member.version:

@@ -62,3 +62,22 @@ async def test_an_import_row_naming_a_channel_the_community_lacks_is_rejected(
     report = (await upload(client, data, CSV)).json()
     assert (report["created"], report["rejected"]) == (2, 1)
     assert [(r["row"], r["field"]) for r in report["rejections"]] == [(3, "channel")]
+
+
+async def test_a_profile_handle_for_a_channel_the_community_lacks_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """A profile names handles per channel: a PATCH is held to the community's channels too."""
+    joined = await client.post(BASE, json={"channel": "telegram"}, headers=CHANNELS)
+    url, etag = f"{BASE}/{joined.json()['id']}", joined.headers["ETag"]
+    before = await event_count(client)
+    refused = await client.patch(url, json={"handles": {"other-club": "@ann"}},
+                                 headers={**CHANNELS, "If-Match": etag})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "other-club" in refused.json()["detail"]
+    assert await event_count(client) == before
+    kept = await client.patch(url, json={"handles": {"founders": "@ann", "vk": "ann"}},
+                              headers={**CHANNELS, "If-Match": etag})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["handles"] == {"founders": "@ann", "vk": "ann"}
