@@ -125,6 +125,8 @@ async def test_another_community_sees_nothing(client: httpx.AsyncClient) -> None
         (b'{"channel": "telegram", "joined_at": "2026-01-01T10:00:00"}', 422, "timezone"),
         (b'{"channel": "telegram", "surprise": 1}', 422, "extra_forbidden"),
         (b'{"channel": "Not A Channel!"}', 422, "unknown channel"),
+        (b'{"channel": "vk", "email": "ann.example.org"}', 422, "email"),
+        (b'{"channel": "vk", "email": "ann@"}', 422, "email"),
         (b'{"channel": "vk", "invited_by": "00000000-0000-0000-0000-000000000000"}', 422,
          "referrer"),
         (b'{"channel": "vk", "external_ref": "' + b"x" * 20_000 + b'"}', 413, "exceeds"),

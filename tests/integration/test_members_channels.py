@@ -1,6 +1,7 @@
 """Custom channels (issue #3): with the gateway's `X-Gatherly-Community-Channels` header, a join,
-a rejoin or an import row may name a built-in channel or one the community added, nothing else.
-Without the header (a direct call that bypassed the gateway) any custom slug is taken."""
+a rejoin, an import row or a profile's handles may name a built-in channel or one the community
+added, nothing else. Without the header (a direct call that bypassed the gateway) any custom slug
+is taken."""
 
 from __future__ import annotations
 

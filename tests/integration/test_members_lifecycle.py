@@ -138,6 +138,10 @@ async def test_search_filters_combine_and_page_in_a_stable_order(
     assert await ids(role="hero") == [anna["id"]]
     assert await ids(status="left") == [left["id"]]
     assert await ids(joined_to="2026-03-01T00:00:00+00:00") == [anna["id"]]
+    assert anna["id"] not in await ids(joined_from="2026-03-01T00:00:00+00:00")
+    assert len(await ids(joined_from="2026-01-15T00:00:00+00:00")) == 4
+    assert await ids(joined_from="2026-01-15T00:00:00+00:00",
+                     joined_to="2026-03-01T00:00:00+00:00") == [anna["id"]]
     assert await ids(q="100%") == []
     assert (await client.get(BASE, params={"role": "wizard"})).status_code == 422
     first = (await client.get(BASE, params={"q": "an", "limit": 3})).json()
