@@ -97,13 +97,21 @@ async def test_an_unreadable_upload_is_a_problem_and_writes_nothing(
 
 
 async def test_the_cli_imports_a_file(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("GATHERLY_DATABASE_URL", settings.database)
     file = tmp_path / "members.csv"
     file.write_text("channel,external_ref,city\ntelegram,t1,Riga\nvk,v1,Oslo\nvk,v1,Oslo\n")
     code = await asyncio.to_thread(gatherly, ["import-members", "c1", str(file)])
     assert code == 0
+    shown = capfd.readouterr()
+    # The progress bar (stderr) ends on the whole file read and the counts so far; the report
+    # goes to stdout.
+    size = file.stat().st_size
+    assert f"2 created, 1 present, 0 rejected {'━' * 10}" in shown.err, shown.err
+    assert f"{size}/{size} bytes" in shown.err, shown.err
+    assert "rows 3: created 2, already present 1" in shown.out, shown.out
     again = await asyncio.to_thread(gatherly, ["import-members", "c1", str(file)])
     assert again == 0
     engine = create_engine(settings.database, "members")
