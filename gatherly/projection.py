@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = (OSError, TimeoutError, asyncpg.PostgresError, DBAPIError, BusUnavailable)
 GAP_RETRY_SECONDS = 0.5
+# JetStream sends nothing new while this many messages are unacknowledged, and a deferred message
+# stays unacknowledged until the earlier versions it waits for are applied. With a few times a
+# small batch as the bound, messages waiting for predecessors further on in the stream could fill
+# it, and none of them would ever come: the consumer would stall for good.
+MIN_ACK_PENDING = 1000
 
 
 class Projection(Protocol):
@@ -197,7 +202,7 @@ class ProjectionRunner:
                 self.partition.durable(self.projection.name),
                 start_sequence=checkpoint + 1,
                 ack_wait=self.settings.projection_ack_wait_seconds,
-                max_ack_pending=self.settings.projection_batch_size * 4,
+                max_ack_pending=max(self.settings.projection_batch_size * 4, MIN_ACK_PENDING),
                 filter_subject=self.partition.filter_subject,
                 cumulative_acks=True,
             )

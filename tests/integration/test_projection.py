@@ -249,6 +249,28 @@ async def test_a_message_waiting_for_redelivery_is_never_acknowledged_away(
     assert await today_counts(settings) == (2, 1, 1)
 
 
+async def test_messages_waiting_for_their_predecessors_never_stall_the_consumer(
+    settings: Settings,
+) -> None:
+    """Five leaves ahead of their joins, one message a batch: each leave waits unacknowledged,
+    and JetStream sends nothing new past `max_ack_pending` unacknowledged messages. Were that
+    four (four batches), the joins would never come and the leaves would wait forever."""
+    await write_members(settings, joins=5, leaves=5)
+    envelopes = await stream_envelopes(settings)
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="reorder")
+    await bus.delete_stream()
+    await bus.ensure_stream(duplicate_window=60)
+    await bus.close()
+    await publish(settings, envelopes[5:] + envelopes[:5])  # every leave before every join
+    one_a_batch = settings.model_copy(update={"projection_batch_size": 1})
+    engine = create_engine(one_a_batch.database, "kpi")
+    runner = ProjectionRunner(one_a_batch, KpiProjection(), engine)
+    async with running(runner):
+        await eventually(lambda: _applied(runner, 10))
+    await engine.dispose()
+    assert await today_counts(settings) == (5, 5, 0)
+
+
 async def test_a_replayed_projection_equals_the_live_one(settings: Settings) -> None:
     await write_members(settings, joins=30, leaves=12)
     engine = create_engine(settings.database, "kpi")
