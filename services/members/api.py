@@ -229,8 +229,8 @@ async def member_history(
         raise MemberNotFound(str(member_id))
     items = [
         HistoryItem(id=e.id, type=e.type, version=e.sequence, time=e.time, summary=words,
-                    data=e.data)
-        for e, words in history.newest_first(events)
+                    data=data)
+        for e, words, data in history.newest_first(events)
     ]
     return MemberHistory(member_id=str(member_id), items=items)
 

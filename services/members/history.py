@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from gatherly.envelope import Envelope
 from services.members import domain
+
+
+class HistoryEntry(NamedTuple):
+    event: Envelope
+    summary: str
+    data: dict[str, Any]  # what may be shown of the event's data
 
 _CHANNEL_NAMES = {
     "telegram": "Telegram", "vk": "VK", "facebook": "Facebook", "email": "e-mail",
     "youtube": "YouTube", "website": "the website", "offline": "an offline meeting",
     "online_event": "an online event", "referral": "a referral",
+}
+# What an erased member's history may still show of each event's data: the facts the catalogue
+# calls non-personal. An allow-list, so a field a later contract version adds (or one this list
+# forgot) is hidden until someone decides it is not personal. Left out: a leave's free-text
+# reason, and `external_ref` (raw in events before m0002, a keyed hash after: either one
+# identifies the person on the partner platform, and erasure cleared the list's copy).
+_NON_PERSONAL: dict[str, frozenset[str]] = {
+    domain.JOINED: frozenset({"channel", "invited_by", "joined_at"}),
+    domain.REJOINED: frozenset({"channel", "rejoined_at"}),
+    domain.LEFT: frozenset({"left_at"}),
+    domain.ROLE_ASSIGNED: frozenset({"role"}),
+    domain.ROLE_REMOVED: frozenset({"role"}),
+    domain.PROFILE_UPDATED: frozenset({"fields"}),  # names of fields, never values
+    domain.ERASED: frozenset({"erased_at"}),
 }
 _FIELD_NAMES = {
     "display_name": "display name", "email": "e-mail", "handles": "handles", "city": "city",
@@ -44,6 +66,16 @@ def summary(event: Envelope, *, erased: bool = False) -> str:
     return event.type.rsplit(".", 1)[-1].replace("_", " ").capitalize()
 
 
-def newest_first(events: list[Envelope]) -> list[tuple[Envelope, str]]:
+def shown_data(event: Envelope, *, erased: bool = False) -> dict[str, Any]:
+    """The event's data as the history shows it: whole while the member exists, only the
+    non-personal facts once they are erased (the log keeps the rest; the API does not)."""
+    if not erased:
+        return event.data
+    kept = _NON_PERSONAL.get(event.type, frozenset())
+    return {name: value for name, value in event.data.items() if name in kept}
+
+
+def newest_first(events: list[Envelope]) -> list[HistoryEntry]:
     erased = any(event.type == domain.ERASED for event in events)
-    return [(event, summary(event, erased=erased)) for event in reversed(events)]
+    return [HistoryEntry(event, summary(event, erased=erased), shown_data(event, erased=erased))
+            for event in reversed(events)]

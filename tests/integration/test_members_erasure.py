@@ -93,3 +93,24 @@ async def test_an_erased_person_who_joins_again_is_a_new_member(
     await client.post(f"{BASE}/{first['id']}/erase")
     again = await client.post(BASE, json=body)
     assert again.status_code == 201 and again.json()["id"] != first["id"]
+
+
+async def test_after_erasure_the_history_data_holds_no_free_text_or_reference(
+    client: httpx.AsyncClient,
+) -> None:
+    """The summary already hid a leave reason; each event's `data` showed it verbatim."""
+    joined = await client.post(BASE, json={"channel": "telegram", "external_ref": EXTERNAL_REF})
+    url = f"{BASE}/{joined.json()['id']}"
+    left = await client.post(f"{url}/leave", json={"reason": "moving to Tartu with Zinaida"})
+    assert left.status_code == 200, left.text
+    shown = (await client.get(f"{url}/history")).json()["items"]
+    assert shown[0]["data"]["reason"] == "moving to Tartu with Zinaida"  # the member's own, yet
+
+    await client.post(f"{url}/erase")
+
+    history = await client.get(f"{url}/history")
+    assert_nothing_personal("history", history.text)
+    by_type = {item["type"]: item["data"] for item in history.json()["items"]}
+    assert set(by_type["gatherly.member.left"]) == {"left_at"}
+    assert "external_ref" not in by_type["gatherly.member.joined"]
+    assert by_type["gatherly.member.joined"]["channel"] == "telegram"  # non-personal stays

@@ -24,7 +24,7 @@ def test_history_reads_newest_first_in_plain_words() -> None:
         event(4, domain.LEFT, {"reason": "moved to Oslo"}),
         event(5, domain.REJOINED, {"channel": "online_event"}),
     ]
-    assert [words for _, words in newest_first(events)] == [
+    assert [entry.summary for entry in newest_first(events)] == [
         "Came back via an online event",
         "Left the community: moved to Oslo",
         "Updated their profile: display name, e-mail",
@@ -39,6 +39,32 @@ def test_after_erasure_history_drops_free_text() -> None:
         event(2, domain.LEFT, {"reason": "Ann moved to Oslo"}),
         event(3, domain.ERASED, {"erased_at": T0.isoformat()}),
     ]
-    words = [w for _, w in newest_first(events)]
+    words = [entry.summary for entry in newest_first(events)]
     assert words == ["Personal data erased on request", "Left the community",
                      "Joined via my club"]
+
+
+def test_after_erasure_history_data_keeps_only_non_personal_facts() -> None:
+    events = [
+        event(1, domain.JOINED, {"channel": "vk", "external_ref": "tg-777", "invited_by": "m0",
+                                 "joined_at": T0.isoformat()}),
+        event(2, domain.LEFT, {"reason": "Ann moved to Oslo", "left_at": T0.isoformat()}),
+        event(3, domain.ROLE_ASSIGNED, {"role": "hero"}),
+        event(4, domain.PROFILE_UPDATED, {"fields": ["city"]}),
+        event(5, "gatherly.member.some_later_type", {"note": "Ann's words"}),
+        event(6, domain.ERASED, {"erased_at": T0.isoformat()}),
+    ]
+    shown = {entry.event.sequence: entry.data for entry in newest_first(events)}
+    assert shown == {
+        1: {"channel": "vk", "invited_by": "m0", "joined_at": T0.isoformat()},
+        2: {"left_at": T0.isoformat()},
+        3: {"role": "hero"},
+        4: {"fields": ["city"]},
+        5: {},  # an unknown type shows nothing until its fields are judged non-personal
+        6: {"erased_at": T0.isoformat()},
+    }
+
+
+def test_before_erasure_history_data_is_the_event_data() -> None:
+    events = [event(1, domain.LEFT, {"reason": "moved to Oslo", "left_at": T0.isoformat()})]
+    assert newest_first(events)[0].data == {"reason": "moved to Oslo", "left_at": T0.isoformat()}
