@@ -15,7 +15,15 @@ from gatherly.envelope import DomainEvent, Envelope, utc_now
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from gatherly.web import VersionMismatch
-from services.engagement import connections, content, feedback, people_views, views
+from services.engagement import (
+    connections,
+    content,
+    erasure,
+    erasure_store,
+    feedback,
+    people_views,
+    views,
+)
 from services.engagement.content import Content
 from services.engagement.domain import DomainError, NotFound
 from services.engagement.people_views import FeedbackEntry
@@ -147,14 +155,17 @@ class EngagementHandlers:
             submitted_at=command.submitted_at, now=utc_now(),
         )
         async with self.engine.begin() as conn:
+            erased = await erasure_store.erased_among(conn, command.community_id,
+                                                      [command.member_id])
+            body = erasure.words_kept(command.body, [command.member_id], erased) or ""
             await self._require_content_if(conn, command.community_id, command.about_kind,
                                            command.about_id)
             envelopes = await self._append(conn, str(uuid.uuid4()), command.community_id, 0,
                                            events)
             state = feedback.replay(envelopes)
             assert state is not None
-            await people_views.save_feedback(conn, state, body=command.body)
-        return FeedbackEntry(state, command.body, None)
+            await people_views.save_feedback(conn, state, body=body)
+        return FeedbackEntry(state, body, None)
 
     async def answer_feedback(self, command: AdvanceFeedback) -> FeedbackEntry:
         return await self._advance(command, feedback.answer)
@@ -175,17 +186,21 @@ class EngagementHandlers:
         return record
 
     async def thank(self, command: Thank) -> dict[str, Any]:
-        events = connections.thank(
-            to_member=command.to_member, at=command.at, now=utc_now(),
-            by_member=command.by_member, reason=command.reason, about_kind=command.about_kind,
-            about_id=command.about_id,
-        )
-        thanks_id = str(uuid.uuid4())
-        record = {"id": thanks_id, "community_id": command.community_id,
-                  "to_member": command.to_member, "by_member": command.by_member,
-                  "reason": command.reason, "about_kind": command.about_kind,
-                  "about_id": command.about_id, "at": command.at}
+        people = [command.to_member, command.by_member]
         async with self.engine.begin() as conn:
+            # Checked before deciding: the reason goes in the event too, and the log keeps it.
+            erased = await erasure_store.erased_among(conn, command.community_id, people)
+            reason = erasure.words_kept(command.reason, people, erased)
+            events = connections.thank(
+                to_member=command.to_member, at=command.at, now=utc_now(),
+                by_member=command.by_member, reason=reason, about_kind=command.about_kind,
+                about_id=command.about_id,
+            )
+            thanks_id = str(uuid.uuid4())
+            record = {"id": thanks_id, "community_id": command.community_id,
+                      "to_member": command.to_member, "by_member": command.by_member,
+                      "reason": reason, "about_kind": command.about_kind,
+                      "about_id": command.about_id, "at": command.at}
             await self._require_content_if(conn, command.community_id, command.about_kind,
                                            command.about_id)
             await self._append(conn, thanks_id, command.community_id, 0, events)
@@ -203,7 +218,10 @@ class EngagementHandlers:
             for envelope in await self._append(conn, state.id, state.community_id,
                                                state.version, events):
                 state = feedback.evolve(state, envelope)
-            await people_views.save_feedback(conn, state, answer=command.answer)
+            people = [state.member_id, command.by_member]
+            erased = await erasure_store.erased_among(conn, state.community_id, people)
+            answer = erasure.words_kept(command.answer, people, erased)
+            await people_views.save_feedback(conn, state, answer=answer)
             entry = await people_views.get_feedback(conn, state.community_id, state.id)
         assert entry is not None
         return entry

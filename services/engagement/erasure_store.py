@@ -1,0 +1,75 @@
+"""Erasure's reads and writes: which members are erased, and forgetting their words.
+
+A write of words (feedback, an answer, a thanks) and an erasure of one of its people never pass
+each other: both take the member's advisory lock for their transaction, the write shared and the
+erasure exclusive, and each reads or changes the tables only in a statement after the lock. In
+READ COMMITTED a statement sees what committed before it began, so whichever comes second sees
+the first: the write finds the erasure and keeps no words, or the erasure finds the words and
+clears them. Without the lock both could read before the other committed and the words would
+stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.engagement.erasure import Erasure
+
+# The two-key form: a lock space of its own, apart from the single-key locks (projection
+# leaders, KPI zones) held in the same database. A hash collision only makes two members wait.
+_LOCKS = (
+    "SELECT count({}(hashtext('engagement.erasure'), hashtext(m)))"
+    # One order for every transaction, so two never wait for each other's next lock; the
+    # uuid's canonical text, however the caller wrote it.
+    " FROM (SELECT DISTINCT CAST(unnest(CAST(:ms AS uuid[])) AS text) AS m ORDER BY 1) ms"
+)
+LOCK_SHARED = text(_LOCKS.format("pg_advisory_xact_lock_shared"))
+LOCK_EXCLUSIVE = text(_LOCKS.format("pg_advisory_xact_lock"))
+ERASED_AMONG = text(
+    "SELECT member_id::text FROM erased_members"
+    " WHERE community_id = :c AND member_id = ANY(CAST(:ms AS uuid[]))"
+)
+RECORD = text(
+    "INSERT INTO erased_members (community_id, member_id, erased_at)"
+    " SELECT * FROM unnest(CAST(:cs AS text[]), CAST(:ms AS uuid[]),"
+    " CAST(:ats AS timestamptz[])) ON CONFLICT DO NOTHING"
+)
+# Each finds only rows that still hold words (the migration's partial indexes), so an erasure
+# seen again changes nothing. A feedback's answer goes with the member's text: it may quote it.
+_OF_ERASED = "FROM unnest(CAST(:cs AS text[]), CAST(:ms AS uuid[])) AS e(c, m) WHERE"
+FORGET = [
+    text(f"UPDATE feedback f SET body = '', answer = NULL {_OF_ERASED}"
+         " f.community_id = e.c AND f.member_id = e.m AND f.body <> ''"),
+    text(f"UPDATE feedback f SET answer = NULL {_OF_ERASED}"
+         " f.community_id = e.c AND f.answered_by = e.m AND f.answer IS NOT NULL"),
+    text(f"UPDATE thanks t SET reason = NULL {_OF_ERASED}"
+         " t.community_id = e.c AND t.to_member = e.m AND t.reason IS NOT NULL"),
+    text(f"UPDATE thanks t SET reason = NULL {_OF_ERASED}"
+         " t.community_id = e.c AND t.by_member = e.m AND t.reason IS NOT NULL"),
+]
+
+
+async def erased_among(
+    conn: AsyncConnection, community_id: str, people: Iterable[str | None]
+) -> frozenset[str]:
+    """Which of `people` are erased; holds their locks (shared) until the transaction ends."""
+    members = sorted({person for person in people if person})
+    if not members:
+        return frozenset()
+    await conn.execute(LOCK_SHARED, {"ms": members})
+    rows = await conn.execute(ERASED_AMONG, {"c": community_id, "ms": members})
+    return frozenset(rows.scalars().all())
+
+
+async def forget(conn: AsyncConnection, erasures: list[Erasure]) -> None:
+    """Remember the erasures and clear the words of and about those members. Idempotent."""
+    if not erasures:
+        return
+    await conn.execute(LOCK_EXCLUSIVE, {"ms": [e.member_id for e in erasures]})
+    pairs = {"cs": [e.community_id for e in erasures], "ms": [e.member_id for e in erasures]}
+    await conn.execute(RECORD, {**pairs, "ats": [e.erased_at for e in erasures]})
+    for statement in FORGET:
+        await conn.execute(statement, pairs)
