@@ -32,6 +32,8 @@ WRITERS: tuple[str, ...] = ("members", "events", "engagement", "webhooks")
 PROJECTIONS: dict[str, str] = {
     "kpi": "services.kpi.projections:build_projection",
     "webhooks": "services.webhooks.projection:build_projection",
+    # Forgets an erased member's words in the engagement tables (docs/adr/0003).
+    "engagement-erasure": "services.engagement.erasure_projection:build_projection",
 }
 # Other long-running workers: name -> "module:function", an `async def main(settings) -> None`
 # that runs until cancelled (`gatherly work <name>`; `gatherly up` runs each as `work-<name>`).
