@@ -1,4 +1,5 @@
-"""Bulk import input, pure: CSV or NDJSON bytes in, checked rows out, incrementally.
+"""Bulk import input and per-row report, pure: CSV or NDJSON bytes in, checked rows out,
+incrementally; each row's outcome out as one NDJSON line, in file order.
 
 `RowReader.feed` takes the body chunk by chunk and returns only the rows that chunk completed, so
 an upload is never held whole. A CSV record may span lines inside quotes: a record is complete
@@ -11,10 +12,13 @@ import codecs
 import csv
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from pydantic_core import to_json
 
 from services.members import domain, personal
 from services.members.personal import Profile, ProfileError
@@ -73,6 +77,44 @@ class ImportReport:
 
 
 RawRow = tuple[int, dict[str, Any] | Rejection]
+
+CREATED, PRESENT, REJECTED = "created", "present", "rejected"
+
+
+def outcome_line(number: int, outcome: str, member_id: str | None) -> tuple[int, bytes]:
+    """A created or present row's report line (`member_id`: the member the row is now)."""
+    return number, to_json({"row": number, "outcome": outcome, "member_id": member_id}) + b"\n"
+
+
+def rejection_line(rejection: Rejection) -> tuple[int, bytes]:
+    return rejection.number, to_json({"row": rejection.number, "outcome": REJECTED,
+                                      "field": rejection.field,
+                                      "reason": rejection.reason}) + b"\n"
+
+
+def summary_line(report: ImportReport) -> bytes:
+    return to_json({"summary": {"rows": report.rows, "created": report.created,
+                                "present": report.present,
+                                "rejected": report.rejected}}) + b"\n"
+
+
+class RowReportLines:
+    """The per-row report's lines to `out`, in file order, though chunks are written two at a
+    time and may finish out of order: a chunk's lines wait until those of every chunk before it
+    are out (at most the chunks in flight wait, so memory stays bounded)."""
+
+    def __init__(self, out: Callable[[bytes], object]) -> None:
+        self._out = out
+        self._next = 0
+        self._waiting: dict[int, bytes] = {}
+
+    def chunk_done(self, sequence: int, lines: list[tuple[int, bytes]]) -> None:
+        """`lines`: the chunk's (row number, line) pairs, in any order."""
+        lines.sort(key=lambda numbered: numbered[0])
+        self._waiting[sequence] = b"".join(line for _, line in lines)
+        while self._next in self._waiting:
+            self._out(self._waiting.pop(self._next))
+            self._next += 1
 
 
 class RowReader:
