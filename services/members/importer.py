@@ -12,6 +12,10 @@ contract and encoded, the profile records), so that a writer's turn is only the 
 the choice of which prepared rows go in: the list insert that says which rows are new, their
 events and their profiles by COPY. Two chunks are written at once, on two connections (see
 `_write_all`), and at most one more waits, so memory stays bounded.
+
+With a per-row report asked for (`rows_out`), a chunk also carries the rows the reader rejected,
+and once written says every row's outcome: created, present with the member found (the existing
+ids in one join after the list insert), or rejected; `RowReportLines` puts them in file order.
 """
 
 from __future__ import annotations
@@ -33,13 +37,19 @@ from gatherly.eventstore import EventRow, EventStore
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
 from services.members.import_rows import (
+    CREATED,
+    PRESENT,
     ImportFormat,
     ImportReport,
     ImportRow,
     RawRow,
     Rejection,
     RowReader,
+    RowReportLines,
     check_row,
+    outcome_line,
+    rejection_line,
+    summary_line,
 )
 
 CHUNK_ROWS = 2000
@@ -56,16 +66,24 @@ _INSERT_LIST = text(
     " ON CONFLICT (community_id, channel, external_ref_hash)"
     " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id::text"
 )
+# A separate statement after the insert, so that its snapshot sees a row the insert waited for.
+_EXISTING = text(
+    "SELECT r.ref_hash, l.id::text FROM unnest(CAST(:channels AS text[]),"
+    " CAST(:hashes AS text[])) AS r(channel, ref_hash) JOIN member_list l"
+    " ON l.community_id = :c AND l.channel = r.channel AND l.external_ref_hash = r.ref_hash"
+)
 _PROFILE_COLUMNS = ["member_id", "community_id", "display_name", "email", "handles", "city",
                     "interests", "external_ref"]
 
 
 Progress = Callable[[ImportReport], None]
+ReportOut = Callable[[bytes], object]
 
 
 @dataclass(slots=True)
 class _Chunk:
-    """Checked rows and, index for index, what the writer would send for each one."""
+    """Checked rows and, index for index, what the writer would send for each one; with a
+    per-row report, also the rows the reader rejected among them."""
 
     rows: list[ImportRow] = field(default_factory=list)
     hashes: list[str | None] = field(default_factory=list)
@@ -73,15 +91,34 @@ class _Chunk:
     joined_at: list[datetime] = field(default_factory=list)
     profiles: list[tuple[Any, ...]] = field(default_factory=list)  # `_PROFILE_COLUMNS`
     events: list[EventRow] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    sequence: int = 0  # its place in the file, among the chunks
 
     def cut(self, size: int) -> _Chunk:
-        """The first `size` rows as a chunk of their own; this one keeps the rest."""
-        head = _Chunk(self.rows[:size], self.hashes[:size], self.member_ids[:size],
-                      self.joined_at[:size], self.profiles[:size], self.events[:size])
+        """The first `size` rows (checked or rejected) as a chunk of their own; this one keeps
+        the rest."""
+        n, r = _first_rows(size, self.rows, self.rejected)
+        head = _Chunk(self.rows[:n], self.hashes[:n], self.member_ids[:n], self.joined_at[:n],
+                      self.profiles[:n], self.events[:n], self.rejected[:r])
         for part in (self.rows, self.hashes, self.member_ids, self.joined_at, self.profiles,
                      self.events):
-            del part[:size]
+            del part[:n]
+        del self.rejected[:r]
         return head
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.rejected)
+
+
+def _first_rows(size: int, rows: list[ImportRow], rejected: list[Rejection]) -> tuple[int, int]:
+    """How many of the first `size` rows in file order are checked ones, how many rejected."""
+    n = r = 0
+    while n + r < size:
+        if r < len(rejected) and (n == len(rows) or rejected[r].number < rows[n].number):
+            r += 1
+        else:
+            n += 1
+    return n, r
 
 
 class MemberImporter:
@@ -94,17 +131,23 @@ class MemberImporter:
     async def run(
         self, community_id: str, body: AsyncIterable[bytes], fmt: ImportFormat,
         progress: Progress | None = None, *, custom_channels: frozenset[str] | None = None,
+        rows_out: ReportOut | None = None,
     ) -> ImportReport:
         """`custom_channels`: the community's own channels when the gateway says (see
-        `domain.valid_channel`); rows naming another channel are rejected."""
+        `domain.valid_channel`); rows naming another channel are rejected. `rows_out`: given,
+        it gets the per-row report (NDJSON, file order, the summary last) as chunks are written;
+        when the import fails, it has had the lines of some chunks written and no summary."""
         report = ImportReport()
+        lines = RowReportLines(rows_out) if rows_out else None
         if self._key is None:
             async with self.engine.connect() as conn:
                 self._key = await views.ref_key(conn)
         queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(QUEUED_CHUNKS)
-        writer = asyncio.create_task(self._write_all(community_id, queue, report, progress))
+        writer = asyncio.create_task(
+            self._write_all(community_id, queue, report, progress, lines))
         try:
-            async for chunk in self._chunks(community_id, body, fmt, report, custom_channels):
+            async for chunk in self._chunks(community_id, body, fmt, report, custom_channels,
+                                            per_row=lines is not None):
                 await _hand_over(queue, chunk, writer)
         finally:
             # Also when the body turns out unreadable: the chunks handed over are written
@@ -112,26 +155,30 @@ class MemberImporter:
             if not writer.done():
                 await _hand_over(queue, None, writer)
             await writer
+        if rows_out:
+            rows_out(summary_line(report))
         return report
 
     async def _chunks(
         self, community_id: str, body: AsyncIterable[bytes], fmt: ImportFormat,
-        report: ImportReport, custom: frozenset[str] | None,
+        report: ImportReport, custom: frozenset[str] | None, *, per_row: bool,
     ) -> AsyncIterator[_Chunk]:
         reader = RowReader(fmt)
         chunk = _Chunk()
+        kept = chunk.rejected if per_row else None  # (cut keeps the list, emptied in place)
         async for data in body:
-            self._prepare(community_id, self._check(reader.feed(data), report, custom), chunk)
-            while len(chunk.rows) >= self.chunk_rows:
+            self._prepare(community_id, self._check(reader.feed(data), report, custom, kept),
+                          chunk)
+            while len(chunk) >= self.chunk_rows:
                 yield chunk.cut(self.chunk_rows)
-        self._prepare(community_id, self._check(reader.feed(b"", final=True), report, custom),
-                      chunk)
-        if chunk.rows:
+        self._prepare(community_id,
+                      self._check(reader.feed(b"", final=True), report, custom, kept), chunk)
+        if len(chunk):
             yield chunk
 
     async def _write_all(
         self, community_id: str, queue: asyncio.Queue[_Chunk | None],
-        report: ImportReport, progress: Progress | None,
+        report: ImportReport, progress: Progress | None, lines: RowReportLines | None,
     ) -> None:
         """Up to `WRITERS` chunks in flight, each in a transaction of its own, so that Postgres
         works on one chunk while this process sends the next. Their list inserts still run one
@@ -142,14 +189,16 @@ class MemberImporter:
         flying: set[asyncio.Task[None]] = set()
         listed = asyncio.Event()
         listed.set()  # the list insert before the next chunk's has run
+        sequence = 0
         try:
             while (chunk := await _next_chunk(queue, flying)) is not None:
+                chunk.sequence, sequence = sequence, sequence + 1
                 while len(flying) >= WRITERS:
                     await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
                     _reap(flying)
                 after, listed = listed, asyncio.Event()
                 flying.add(asyncio.create_task(self._write(
-                    community_id, chunk, report, progress, after=after, listed=listed)))
+                    community_id, chunk, report, progress, lines, after=after, listed=listed)))
         finally:
             # A chunk in flight finishes (commits or rolls back) before an error goes up: its
             # transaction is never cut off half way.
@@ -159,7 +208,8 @@ class MemberImporter:
                 raise result
 
     def _check(
-        self, raw_rows: list[RawRow], report: ImportReport, custom: frozenset[str] | None
+        self, raw_rows: list[RawRow], report: ImportReport, custom: frozenset[str] | None,
+        kept: list[Rejection] | None,
     ) -> list[ImportRow]:
         rows: list[ImportRow] = []
         for number, raw in raw_rows:
@@ -167,6 +217,8 @@ class MemberImporter:
             checked = raw if isinstance(raw, Rejection) else check_row(number, raw, custom)
             if isinstance(checked, Rejection):
                 report.reject(checked)
+                if kept is not None:
+                    kept.append(checked)
             else:
                 rows.append(checked)
         return rows
@@ -198,11 +250,13 @@ class MemberImporter:
 
     async def _write(
         self, community_id: str, chunk: _Chunk, report: ImportReport,
-        progress: Progress | None, *, after: asyncio.Event, listed: asyncio.Event,
+        progress: Progress | None, lines: RowReportLines | None, *, after: asyncio.Event,
+        listed: asyncio.Event,
     ) -> None:
         """One chunk in one transaction; its list insert once `after` is set (the previous
         chunk's has run), then `listed` set for the next chunk, also if this one fails."""
         rejections: list[Rejection] = []
+        outcomes: list[tuple[int, bytes]] = []
         async with self.engine.begin() as conn:
             try:
                 await after.wait()
@@ -213,6 +267,10 @@ class MemberImporter:
             new = [i for i in wanted if chunk.member_ids[i] in created]
             await self.store.append_prepared(conn, [chunk.events[i] for i in new])
             await self._copy_profiles(conn, [chunk.profiles[i] for i in new])
+            if lines:
+                outcomes = await self._outcomes(conn, community_id, chunk, rejections, new)
+        if lines:
+            lines.chunk_done(chunk.sequence, outcomes)
         for rejection in rejections:
             report.reject(rejection)
         report.created += len(new)
@@ -241,6 +299,27 @@ class MemberImporter:
                 seen.add((row.channel, ref))
             wanted.append(i)
         return wanted
+
+    async def _outcomes(
+        self, conn: AsyncConnection, community_id: str, chunk: _Chunk,
+        rejections: list[Rejection], new: list[int],
+    ) -> list[tuple[int, bytes]]:
+        """Every row's report line. A row neither new nor rejected is present: the member its
+        reference names, created earlier in this chunk or found by one join."""
+        ids: dict[str | None, str] = {chunk.hashes[i]: chunk.member_ids[i] for i in new}
+        created, rejected = set(new), {r.number for r in rejections}
+        present = [i for i, row in enumerate(chunk.rows)
+                   if i not in created and row.number not in rejected]
+        found = {i: chunk.hashes[i] for i in present if chunk.hashes[i] not in ids}
+        if found:
+            result = await conn.execute(_EXISTING, {
+                "c": community_id, "channels": [chunk.rows[i].channel for i in found],
+                "hashes": list(found.values())})
+            ids.update((ref_hash, member_id) for ref_hash, member_id in result)
+        return [*(rejection_line(r) for r in (*chunk.rejected, *rejections)),
+                *(outcome_line(chunk.rows[i].number, CREATED, chunk.member_ids[i]) for i in new),
+                *(outcome_line(chunk.rows[i].number, PRESENT, ids.get(chunk.hashes[i]))
+                  for i in present)]
 
     async def _known_referrers(
         self, conn: AsyncConnection, community_id: str, rows: list[ImportRow]
