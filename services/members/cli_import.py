@@ -1,7 +1,9 @@
-"""`gatherly import-members COMMUNITY FILE`: the bulk import from a file, with a progress bar.
+"""`gatherly import-members COMMUNITY FILE [--report PATH]`: the bulk import from a file, with a
+progress bar, and optionally the per-row report (the same NDJSON as the HTTP endpoint's) to PATH.
 
 Loaded by string from the kernel's CLI (the kernel never imports a service). The file is read in
-64 KiB pieces through the same importer the HTTP endpoint uses, so memory stays bounded.
+64 KiB pieces through the same importer the HTTP endpoint uses, so memory stays bounded; the
+per-row report goes to its file as chunks are written.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from gatherly.db import create_engine
 from gatherly.eventstore import EventStore
 from gatherly.settings import Settings
 from services.members.import_rows import ImportFormat, ImportReport, UnreadableImport
-from services.members.importer import MemberImporter
+from services.members.importer import MemberImporter, ReportOut
 
 PIECE = 64 * 1024
 SUFFIXES = {".csv": ImportFormat.CSV, ".ndjson": ImportFormat.NDJSON,
@@ -37,7 +39,7 @@ async def file_pieces(path: Path, on_read: Callable[[int], None] | None = None
 async def import_path(
     settings: Settings, community_id: str, path: Path, *,
     on_read: Callable[[int], None] | None = None,
-    on_chunk: Callable[[ImportReport], None] | None = None,
+    on_chunk: Callable[[ImportReport], None] | None = None, rows_out: ReportOut | None = None,
 ) -> ImportReport:
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -45,19 +47,40 @@ async def import_path(
     engine = create_engine(settings.database, "members", pool_size=2)
     try:
         importer = MemberImporter(engine, EventStore(source="/gatherly/members"))
-        return await importer.run(community_id, file_pieces(path, on_read), fmt, on_chunk)
+        return await importer.run(community_id, file_pieces(path, on_read), fmt, on_chunk,
+                                  rows_out=rows_out)
     finally:
         await engine.dispose()
 
 
-def import_members(settings: Settings, community_id: str, file: str) -> int:
+def import_members(settings: Settings, community_id: str, file: str,
+                   report_path: str | None = None) -> int:
     """What the CLI runs: 0 when every row was imported or already present, 1 with rejections,
-    2 when the file cannot be read at all."""
+    2 when the file cannot be read at all. With `report_path`, the per-row report is written
+    there; an import that fails leaves no report file (a part would pass for the whole)."""
     console = Console(stderr=True)
     path = Path(file)
     if not path.is_file():
         console.print(f"[red]no such file: {file}")
         return 2
+    if report_path is None:
+        return _import_with_progress(settings, community_id, path, console, None)
+    target = Path(report_path)
+    try:
+        with target.open("wb") as rows_out:
+            code = _import_with_progress(settings, community_id, path, console, rows_out.write)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if code == 2:
+        target.unlink(missing_ok=True)
+    return code
+
+
+def _import_with_progress(
+    settings: Settings, community_id: str, path: Path, console: Console,
+    rows_out: ReportOut | None,
+) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
@@ -71,7 +94,8 @@ def import_members(settings: Settings, community_id: str, file: str) -> int:
         try:
             report = asyncio.run(import_path(
                 settings, community_id, path,
-                on_read=lambda n: progress.advance(task, n), on_chunk=counted))
+                on_read=lambda n: progress.advance(task, n), on_chunk=counted,
+                rows_out=rows_out))
         except UnreadableImport as error:
             console.print(f"[red]{error}")
             return 2
