@@ -3,7 +3,7 @@ with `Accept: application/x-ndjson`, a per-row report.
 
 The summary counts every row (created, already present, rejected) and lists the rejected rows
 with the field and the reason, up to the first thousand. The per-row report is spooled to a
-temporary file as chunks are written and sent once the import has ended (docs/adr/0003 point 5).
+temporary file as chunks are written and sent once the import has ended (docs/adr/0003 point 6).
 """
 
 from __future__ import annotations
