@@ -1,12 +1,15 @@
 """Erasure's reads and writes: which members are erased, and forgetting their words.
 
 A write of words (feedback, an answer, a thanks) and an erasure of one of its people never pass
-each other: both take the member's advisory lock for their transaction, the write shared and the
-erasure exclusive, and each reads or changes the tables only in a statement after the lock. In
-READ COMMITTED a statement sees what committed before it began, so whichever comes second sees
-the first: the write finds the erasure and keeps no words, or the erasure finds the words and
-clears them. Without the lock both could read before the other committed and the words would
-stay.
+each other: both take the community's erasure lock for their transaction, the write shared and
+the erasure exclusive, and each reads or changes the tables only in a statement after the lock.
+In READ COMMITTED a statement sees what committed before it began, so whichever comes second
+sees the first: the write finds the erasure and keeps no words, or the erasure finds the words
+and clears them. Without the lock both could read before the other committed and the words
+would stay. A lock per community, not per member: a batch of thousands of erasures (a sweep)
+takes one lock for each of its few communities, not thousands, which Postgres's shared lock
+table would have to hold at once; writes only share it, so they never wait for each other,
+only for an erasure's short transaction.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.engagement.erasure import Erasure
 
 # The two-key form: a lock space of its own, apart from the single-key locks (projection
-# leaders, KPI zones) held in the same database. A hash collision only makes two members wait.
-_LOCKS = (
-    "SELECT count({}(hashtext('engagement.erasure'), hashtext(m)))"
-    # One order for every transaction, so two never wait for each other's next lock; the
-    # uuid's canonical text, however the caller wrote it.
-    " FROM (SELECT DISTINCT CAST(unnest(CAST(:ms AS uuid[])) AS text) AS m ORDER BY 1) ms"
+# leaders, KPI zones) held in the same database. A hash collision only makes two communities
+# wait for each other's erasures.
+LOCK_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext('engagement.erasure'),"
+                   " hashtext(:c))")
+# One order for every transaction, so two batches of erasures never deadlock.
+LOCK_EXCLUSIVE = text(
+    "SELECT count(pg_advisory_xact_lock(hashtext('engagement.erasure'), hashtext(c)))"
+    " FROM (SELECT DISTINCT unnest(CAST(:cs AS text[])) AS c ORDER BY 1) cs"
 )
-LOCK_SHARED = text(_LOCKS.format("pg_advisory_xact_lock_shared"))
-LOCK_EXCLUSIVE = text(_LOCKS.format("pg_advisory_xact_lock"))
 ERASED_AMONG = text(
     "SELECT member_id::text FROM erased_members"
     " WHERE community_id = :c AND member_id = ANY(CAST(:ms AS uuid[]))"
@@ -55,11 +58,12 @@ FORGET = [
 async def erased_among(
     conn: AsyncConnection, community_id: str, people: Iterable[str | None]
 ) -> frozenset[str]:
-    """Which of `people` are erased; holds their locks (shared) until the transaction ends."""
+    """Which of `people` are erased; holds the community's erasure lock (shared) until the
+    transaction ends."""
     members = sorted({person for person in people if person})
     if not members:
         return frozenset()
-    await conn.execute(LOCK_SHARED, {"ms": members})
+    await conn.execute(LOCK_SHARED, {"c": community_id})
     rows = await conn.execute(ERASED_AMONG, {"c": community_id, "ms": members})
     return frozenset(rows.scalars().all())
 
@@ -68,8 +72,8 @@ async def forget(conn: AsyncConnection, erasures: list[Erasure]) -> None:
     """Remember the erasures and clear the words of and about those members. Idempotent."""
     if not erasures:
         return
-    await conn.execute(LOCK_EXCLUSIVE, {"ms": [e.member_id for e in erasures]})
     pairs = {"cs": [e.community_id for e in erasures], "ms": [e.member_id for e in erasures]}
+    await conn.execute(LOCK_EXCLUSIVE, {"cs": pairs["cs"]})
     await conn.execute(RECORD, {**pairs, "ats": [e.erased_at for e in erasures]})
     for statement in FORGET:
         await conn.execute(statement, pairs)

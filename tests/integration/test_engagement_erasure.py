@@ -205,7 +205,8 @@ async def test_forgetting_again_changes_nothing_and_a_rebuild_keeps_the_erasures
 async def test_a_write_and_an_erasure_at_once_never_keep_the_words(
     engine: AsyncEngine, erasure_first: bool,
 ) -> None:
-    """Whichever transaction takes the member's lock second sees what the first committed."""
+    """Whichever transaction takes the community's erasure lock second sees what the first
+    committed."""
     member, feedback_id = str(uuid.uuid4()), str(uuid.uuid4())
     erasure = Erasure("c1", member, datetime.now(UTC))
     insert = text(
