@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 7499
+DEFAULT_PORT = 7479
 JSZ_DETAILS = {"accounts": "true", "streams": "true", "consumers": "true"}
 # /varz fields that only grow while the server runs -> (metric name, help).
 SERVER_COUNTERS = {

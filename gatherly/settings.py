@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # The embedded NATS server's HTTP monitoring port, and where `gatherly nats-metrics` serves
     # what it reads there to Prometheus (`gatherly up` runs both; 0 turns them off).
     nats_monitor_port: int = Field(default=7488, ge=0)
-    nats_metrics_port: int = Field(default=7499, ge=0)
+    nats_metrics_port: int = Field(default=7479, ge=0)
     # How often the relay and projector measure their lag (a count query, a stream info request).
     metrics_sample_seconds: float = Field(default=2.0, gt=0)
     # JetStream replicas of the stream when a relay or projector creates it (3 on a 3-node

@@ -75,6 +75,25 @@ def test_the_webhook_sender_serves_metrics_after_the_projections() -> None:
     assert worker_metrics_port(Settings(projector_metrics_port=0), next(iter(WORKERS))) == 0
 
 
+def test_every_default_port_of_one_host_is_its_own() -> None:
+    """`gatherly up` runs everything on one host: a registered projection or worker more must
+    not take a port another process already listens on (the webhook sender once landed on the
+    NATS exporter's)."""
+    settings = Settings()
+    listening = {
+        name: getattr(settings, name) for name in Settings.model_fields
+        if name.endswith("_port") and name not in ("relay_metrics_port", "projector_metrics_port")
+    }
+    listening |= {f"relay {w}": relay_metrics_port(settings, w) for w in WRITERS}
+    listening |= {f"projector {p}": projector_metrics_port(settings, p) for p in PROJECTIONS}
+    listening["a test's projection"] = projector_metrics_port(settings, "unregistered")
+    listening |= {f"worker {w}": worker_metrics_port(settings, w) for w in WORKERS}
+    taken: dict[int, list[str]] = {}
+    for name, port in listening.items():
+        taken.setdefault(port, []).append(name)
+    assert {port: names for port, names in taken.items() if len(names) > 1} == {}
+
+
 def refused(policy: str) -> float:
     labels = {"policy": policy}
     return REGISTRY.get_sample_value("gatherly_rate_limited_requests_total", labels) or 0.0
