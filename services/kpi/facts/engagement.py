@@ -23,7 +23,8 @@ FEEDBACK = {
 
 
 async def apply(conn: AsyncConnection, events: list[Envelope]) -> None:
-    content, views, counters, reactions = [], [], {}, []
+    content, views, reactions = [], [], []
+    counters: dict[tuple[str, str, str], tuple[str, int, datetime]] = {}
     counted: dict[tuple[str, str, str, str], tuple[str, int, datetime]] = {}
     feedback: dict[tuple[str, str], dict[str, Any]] = {}
     for e in events:
