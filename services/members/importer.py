@@ -310,11 +310,11 @@ class MemberImporter:
         created, rejected = set(new), {r.number for r in rejections}
         present = [i for i, row in enumerate(chunk.rows)
                    if i not in created and row.number not in rejected]
-        found = {i: chunk.hashes[i] for i in present if chunk.hashes[i] not in ids}
-        if found:
+        missing = {chunk.hashes[i]: chunk.rows[i].channel for i in present
+                   if chunk.hashes[i] not in ids}  # (a reference repeated is looked up once)
+        if missing:
             result = await conn.execute(_EXISTING, {
-                "c": community_id, "channels": [chunk.rows[i].channel for i in found],
-                "hashes": list(found.values())})
+                "c": community_id, "channels": list(missing.values()), "hashes": list(missing)})
             ids.update((ref_hash, member_id) for ref_hash, member_id in result)
         return [*(rejection_line(r) for r in (*chunk.rejected, *rejections)),
                 *(outcome_line(chunk.rows[i].number, CREATED, chunk.member_ids[i]) for i in new),
