@@ -122,7 +122,6 @@ def _pieces(spool: IO[bytes]) -> Iterator[bytes]:
 async def import_members(
     community_id: CommunityPath, request: Request, community: Community,
     custom_channels: CustomChannels, content_type: Annotated[str | None, Header()] = None,
-    accept: Annotated[str | None, Header()] = None,
 ) -> ImportSummary | StreamingResponse:
     """Import members from CSV (header row; columns channel, external_ref, joined_at,
     invited_by, display_name, email, city, interests as `a;b`, handles as `telegram:@ann;vk:x`)
@@ -141,7 +140,7 @@ async def import_members(
     importer: MemberImporter = request.app.state.importer
     # Not a `with`: the spool outlives this function, closed once the answer has been sent.
     spool = (SpooledTemporaryFile(SPOOL_IN_MEMORY)  # noqa: SIM115
-             if wants_row_report(accept) else None)
+             if wants_row_report(request.headers.get("accept")) else None)
     try:
         report = await importer.run(community, request.stream(), fmt,
                                     custom_channels=custom_channels,
