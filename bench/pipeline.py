@@ -43,6 +43,7 @@ class DailyJoins:
     name = "bench-daily-joins"
     schema = "kpi"
     single_event_types: frozenset[str] = frozenset()
+    fact_types: frozenset[str] | None = None  # every fact
     durable_commits = True
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:

@@ -389,7 +389,7 @@ class Bus:
         start_sequence: int,
         ack_wait: float,
         max_ack_pending: int,
-        filter_subject: str = "gatherly.>",
+        filter_subject: str | list[str] = "gatherly.>",
         cumulative_acks: bool = False,
     ) -> PullConsumer:
         """A durable pull consumer positioned at `start_sequence`.
@@ -408,7 +408,7 @@ class Bus:
             opt_start_seq=max(1, start_sequence),
             ack_wait=ack_wait,
             max_ack_pending=max_ack_pending,
-            filter_subject=filter_subject,
+            **_filter(filter_subject),
         )
         await self._js.add_consumer(self._stream, config)
         consumer = PullConsumer(self._client, self._js, self._stream, durable)
@@ -423,3 +423,10 @@ class Bus:
         with contextlib.suppress(Exception):  # flushing a broken connection is best effort
             await self._client.flush(timeout=1)
         await self._client.close()
+
+
+def _filter(subjects: str | list[str]) -> dict[str, Any]:
+    """A consumer's filter: one subject, or several (NATS >= 2.10)."""
+    if isinstance(subjects, str) or len(subjects) == 1:
+        return {"filter_subject": subjects if isinstance(subjects, str) else subjects[0]}
+    return {"filter_subjects": subjects}

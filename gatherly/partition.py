@@ -42,6 +42,18 @@ class Partition:
     def filter_subject(self) -> str:
         return EVERY_SUBJECT if self.whole else f"{FACT_SUBJECT}.{self.index}"
 
+    def subjects_of(self, fact_types: frozenset[str] | None) -> list[str]:
+        """The subjects a consumer of this partition reads for `fact_types` (None: every fact).
+        A type `gatherly.<aggregate>.<past_tense>` is on `gatherly.<community>.<aggregate>.
+        <past_tense>`, with the partition token after it once the stream is partitioned: the
+        whole stream's filter takes both forms, disjoint as JetStream asks."""
+        if fact_types is None:
+            return [self.filter_subject]
+        kinds = sorted(".".join(t.split(".")[1:]) for t in fact_types)
+        if self.whole:
+            return [f"gatherly.*.{kind}{tail}" for kind in kinds for tail in ("", ".*")]
+        return [f"gatherly.*.{kind}.{self.index}" for kind in kinds]
+
     def durable(self, projection: str) -> str:
         """The consumer's name; an unpartitioned one keeps the name it had before partitions."""
         return projection if self.whole else f"{projection}-p{self.index}of{self.count}"

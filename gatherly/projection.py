@@ -76,6 +76,11 @@ class Projection(Protocol):
     schema: str
     single_event_types: frozenset[str]
     durable_commits: bool
+    # The only fact types it reads, None for every one: the consumer is filtered to them, so
+    # NATS never sends the rest (a consumer of one rare fact would otherwise parse the stream).
+    # Such a projection sees only some versions of an aggregate, so the runner keeps no versions
+    # for it and applies each fact as it comes, a redelivered one again: `apply` is idempotent.
+    fact_types: frozenset[str] | None
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None: ...
 
@@ -123,6 +128,9 @@ class ProjectionRunner:
         self.projection = projection
         self.engine = engine
         self.partition = partition or Partition()
+        self.subjects = self.partition.subjects_of(projection.fact_types)
+        # Reads every message of the stream: its watermark closes its own gaps (see _acked_through).
+        self.whole_stream = self.partition.whole and projection.fact_types is None
         self.turn: Turn = turn or EveryTurn()
         self.stopping = asyncio.Event()
         self.generation = 0
@@ -203,7 +211,7 @@ class ProjectionRunner:
                 start_sequence=checkpoint + 1,
                 ack_wait=self.settings.projection_ack_wait_seconds,
                 max_ack_pending=max(self.settings.projection_batch_size * 4, MIN_ACK_PENDING),
-                filter_subject=self.partition.filter_subject,
+                filter_subject=self.subjects,
                 cumulative_acks=True,
             )
             async with sampling(self.settings.metrics_sample_seconds,
@@ -215,9 +223,9 @@ class ProjectionRunner:
     async def _sample_lag(self, bus: Bus, consumer: PullConsumer) -> None:
         last = await bus.last_sequence()
         self.metrics.stream_last.set(last)
-        if self.partition.whole:
+        if self.whole_stream:
             self.metrics.lag.set(max(0, last - self.watermark.value))
-        else:  # the stream's other partitions are no lag of this one
+        else:  # the stream's other partitions and facts are no lag of this one
             self.metrics.lag.set((await consumer.progress()).outstanding)
 
     async def _consume(self, consumer: PullConsumer, leader: asyncpg.Connection) -> None:
@@ -251,8 +259,8 @@ class ProjectionRunner:
         return batch
 
     async def _acked_through(self, consumer: PullConsumer) -> int:
-        """The whole stream's watermark closes its own gaps; a partition's never would."""
-        if self.partition.whole:
+        """The whole stream's watermark closes its own gaps; a filtered consumer's never would."""
+        if self.whole_stream:
             return 0
         return (await consumer.progress()).acked_through
 
@@ -295,7 +303,9 @@ class ProjectionRunner:
         if generation != self.generation:
             raise GenerationChanged
         outcome = BatchOutcome(poison=list(batch.poison))
-        single = self.projection.single_event_types
+        # Filtered to some types, it sees part of each aggregate's versions: it tracks none, and
+        # its `apply` is idempotent.
+        single = None if self.projection.fact_types else self.projection.single_event_types
         tracked = {e.subject for e in batch.envelopes.values() if not untracked(e, single)}
         applied = await bookkeeping.applied_versions(conn, name, tracked)
         to_apply = order_batch(batch.deliveries, batch.envelopes, applied, outcome, single)

@@ -45,8 +45,8 @@ async def replay(settings: Settings, projection: Projection, *, show: bool = Tru
                                 partitions=settings.stream_partitions)
         # Each partition is caught up once it has settled the last message on its own subjects.
         targets = [
-            await bus.last_sequence() if runner.partition.whole
-            else await bus.last_sequence_of(runner.partition.filter_subject)
+            await bus.last_sequence() if runner.whole_stream
+            else max([await bus.last_sequence_of(subject) for subject in runner.subjects])
             for runner in projector.runners
         ]
         for runner in projector.runners:

@@ -67,9 +67,11 @@ class BatchOutcome:
         return {d.stream_sequence for d in self.settled_deliveries}
 
 
-def untracked(envelope: Envelope, single_event_types: frozenset[str]) -> bool:
-    """An aggregate of one event (a view): no version to keep, nothing to wait for."""
-    return envelope.sequence == 1 and envelope.type in single_event_types
+def untracked(envelope: Envelope, single_event_types: frozenset[str] | None) -> bool:
+    """An aggregate of one event (a view): no version to keep, nothing to wait for. None: no
+    event is tracked (a projection that reads only some types never sees whole aggregates)."""
+    return single_event_types is None or (
+        envelope.sequence == 1 and envelope.type in single_event_types)
 
 
 def order_batch(
@@ -77,7 +79,7 @@ def order_batch(
     envelopes: dict[int, Envelope],
     applied: dict[str, int],
     outcome: BatchOutcome,
-    single_event_types: frozenset[str] = frozenset(),
+    single_event_types: frozenset[str] | None = frozenset(),
 ) -> list[Envelope]:
     """Each aggregate's next versions in order; fills `outcome` with what happens to the rest.
 

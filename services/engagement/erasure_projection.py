@@ -1,7 +1,7 @@
 """The engagement service's consumer of `gatherly.member.erased` (`gatherly project
 engagement-erasure`): run by the kernel's projection runner, which applies each batch exactly
-once in the same transaction as its bookkeeping, in this service's schema. Every other fact is
-passed over; the runner still settles it."""
+once in the same transaction as its bookkeeping, in this service's schema. Its consumer is
+filtered to erasures: NATS sends it no other fact."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
 from services.engagement import erasure, erasure_store
+from services.engagement.erasure import ERASED
 
 SCHEMA = "engagement"
 
@@ -16,9 +17,9 @@ SCHEMA = "engagement"
 class ErasureProjection:
     name = "engagement-erasure"
     schema = SCHEMA
-    # A view is its own stream of one event: no version row for each (the bulk of the stream),
-    # as the KPI projection does. Passing a fact over is idempotent anyway.
-    single_event_types = frozenset({"gatherly.content.viewed"})
+    # Its consumer gets erasures alone, each applied as it comes (forgetting is idempotent).
+    fact_types = frozenset({ERASED})
+    single_event_types: frozenset[str] = frozenset()
     # A commit lost in a crash loses its checkpoint with it: the stream brings the erasure
     # again and forgetting is idempotent. A later write that saw the erasure committed after
     # it in the WAL, so it cannot outlive it.

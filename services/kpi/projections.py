@@ -36,6 +36,7 @@ class KpiProjection:
     durable_commits = False  # rebuilt from the stream (`gatherly replay kpi`)
     # Stored by view id, ON CONFLICT DO NOTHING, the rollups fed only by rows actually inserted.
     single_event_types = frozenset({"gatherly.content.viewed"})
+    fact_types: frozenset[str] | None = None  # every fact
 
     async def apply(self, conn: AsyncConnection, batch: list[Envelope]) -> None:
         communities = sorted({e.community_id for e in batch})

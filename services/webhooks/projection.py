@@ -42,6 +42,7 @@ class WebhooksProjection:
     name = "webhooks"
     schema = SCHEMA
     single_event_types: frozenset[str] = frozenset()
+    fact_types: frozenset[str] | None = None  # every fact
     durable_commits = True  # a log of what partners were sent, not rebuilt (see reset)
 
     async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:

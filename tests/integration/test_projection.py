@@ -150,6 +150,7 @@ class CommitSetting:
     name = "commit-setting"
     schema = "kpi"
     single_event_types: frozenset[str] = frozenset()
+    fact_types: frozenset[str] | None = None  # every fact
 
     def __init__(self, durable_commits: bool) -> None:
         self.durable_commits = durable_commits

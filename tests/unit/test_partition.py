@@ -57,3 +57,13 @@ def test_processes_split_partitions_and_the_survivor_takes_them_all() -> None:
     assert not alone.may_take(Partition(2, 4))
     alone.members = 1  # the other one died
     assert alone.may_take(Partition(2, 4))
+
+
+def test_a_consumer_of_some_fact_types_reads_their_subjects_in_either_stream_form() -> None:
+    erased = frozenset({"gatherly.member.erased"})
+    assert Partition().subjects_of(None) == ["gatherly.>"]
+    assert Partition().subjects_of(erased) == [
+        "gatherly.*.member.erased", "gatherly.*.member.erased.*"]
+    assert Partition(2, 4).subjects_of(erased | {"gatherly.content.viewed"}) == [
+        "gatherly.*.content.viewed.2", "gatherly.*.member.erased.2"]
+    assert Partition(2, 4).subjects_of(None) == ["gatherly.*.*.*.2"]

@@ -62,6 +62,17 @@ def test_a_single_event_aggregate_is_applied_as_it_comes_without_a_version() -> 
     assert untracked(event("v1", 1), views) and not untracked(event("v1", 2), views)
 
 
+def test_with_no_tracking_every_event_is_applied_as_it_comes() -> None:
+    """A projection filtered to some types sees a later version without the ones before it."""
+    deliveries = [delivery(1), delivery(2)]
+    envelopes = {1: event("m1", 3), 2: event("m1", 3)}
+    outcome = BatchOutcome()
+    applied = order_batch(deliveries, envelopes, {"m1": 5}, outcome, None)
+    assert [e.id for e in applied] == ["m1-3", "m1-3"]
+    assert outcome.deferred == outcome.duplicates == []
+    assert untracked(event("m1", 3), None)
+
+
 def test_the_watermark_never_passes_an_unsettled_sequence() -> None:
     mark = Watermark(10)
     mark = mark.advanced({12, 13}, stored=10)  # 11 not seen yet (in flight elsewhere)
