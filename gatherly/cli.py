@@ -156,7 +156,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_import_members(settings: Settings, args: argparse.Namespace) -> int:
     # By string, like `serve`: the kernel never imports a service.
     return int(load("services.members.cli_import:import_members")(
-        settings, args.community, args.file))
+        settings, args.community, args.file, args.report))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     members_import.add_argument("community")
     members_import.add_argument("file", help="a .csv, .ndjson or .jsonl file")
+    members_import.add_argument(
+        "--report", metavar="PATH", help="write the per-row report (NDJSON) to this file"
+    )
     return parser
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gatherly.cli import main as gatherly
 from gatherly.settings import Settings
 from services.members.cli_import import import_members
 from services.members.import_rows import (
@@ -190,7 +191,9 @@ async def test_the_cli_writes_the_per_row_report_to_a_file(
     file = tmp_path / "members.csv"
     file.write_text("channel,external_ref\ntelegram,t1\nvk,v1\nNo Such Channel,n1\nvk,v1\n")
     report = tmp_path / "report.ndjson"
-    code = await asyncio.to_thread(import_members, settings, "c1", str(file), str(report))
+    monkeypatch.setenv("GATHERLY_DATABASE_URL", settings.database)
+    command = ["import-members", "c1", str(file), "--report", str(report)]
+    code = await asyncio.to_thread(gatherly, command)
     assert code == 1
     shown = capfd.readouterr()
     assert f"2 created, 1 present, 1 rejected {'━' * 10}" in shown.err, shown.err
