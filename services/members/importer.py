@@ -21,10 +21,7 @@ ids in one join after the list insert), or rejected; `RowReportLines` puts them 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
@@ -33,9 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.db import driver_in_transaction
 from gatherly.envelope import new_event_ids, utc_now
-from gatherly.eventstore import EventRow, EventStore
+from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
+from services.members.import_chunks import Chunk, hand_over, next_chunk, reap
 from services.members.import_rows import (
     CREATED,
     PRESENT,
@@ -80,47 +78,6 @@ Progress = Callable[[ImportReport], None]
 ReportOut = Callable[[bytes], object]
 
 
-@dataclass(slots=True)
-class _Chunk:
-    """Checked rows and, index for index, what the writer would send for each one; with a
-    per-row report, also the rows the reader rejected among them."""
-
-    rows: list[ImportRow] = field(default_factory=list)
-    hashes: list[str | None] = field(default_factory=list)
-    member_ids: list[str] = field(default_factory=list)
-    joined_at: list[datetime] = field(default_factory=list)
-    profiles: list[tuple[Any, ...]] = field(default_factory=list)  # `_PROFILE_COLUMNS`
-    events: list[EventRow] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
-    sequence: int = 0  # its place in the file, among the chunks
-
-    def cut(self, size: int) -> _Chunk:
-        """The first `size` rows (checked or rejected) as a chunk of their own; this one keeps
-        the rest."""
-        n, r = _first_rows(size, self.rows, self.rejected)
-        head = _Chunk(self.rows[:n], self.hashes[:n], self.member_ids[:n], self.joined_at[:n],
-                      self.profiles[:n], self.events[:n], self.rejected[:r])
-        for part in (self.rows, self.hashes, self.member_ids, self.joined_at, self.profiles,
-                     self.events):
-            del part[:n]
-        del self.rejected[:r]
-        return head
-
-    def __len__(self) -> int:
-        return len(self.rows) + len(self.rejected)
-
-
-def _first_rows(size: int, rows: list[ImportRow], rejected: list[Rejection]) -> tuple[int, int]:
-    """How many of the first `size` rows in file order are checked ones, how many rejected."""
-    n = r = 0
-    while n + r < size:
-        if r < len(rejected) and (n == len(rows) or rejected[r].number < rows[n].number):
-            r += 1
-        else:
-            n += 1
-    return n, r
-
-
 class MemberImporter:
     def __init__(self, engine: AsyncEngine, store: EventStore, chunk_rows: int = CHUNK_ROWS):
         self.engine = engine
@@ -142,18 +99,18 @@ class MemberImporter:
         if self._key is None:
             async with self.engine.connect() as conn:
                 self._key = await views.ref_key(conn)
-        queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(QUEUED_CHUNKS)
+        queue: asyncio.Queue[Chunk | None] = asyncio.Queue(QUEUED_CHUNKS)
         writer = asyncio.create_task(
             self._write_all(community_id, queue, report, progress, lines))
         try:
             async for chunk in self._chunks(community_id, body, fmt, report, custom_channels,
                                             per_row=lines is not None):
-                await _hand_over(queue, chunk, writer)
+                await hand_over(queue, chunk, writer)
         finally:
             # Also when the body turns out unreadable: the chunks handed over are written
             # (as they were before reading overlapped writing), then the error goes up.
             if not writer.done():
-                await _hand_over(queue, None, writer)
+                await hand_over(queue, None, writer)
             await writer
         if rows_out:
             rows_out(summary_line(report))
@@ -162,9 +119,9 @@ class MemberImporter:
     async def _chunks(
         self, community_id: str, body: AsyncIterable[bytes], fmt: ImportFormat,
         report: ImportReport, custom: frozenset[str] | None, *, per_row: bool,
-    ) -> AsyncIterator[_Chunk]:
+    ) -> AsyncIterator[Chunk]:
         reader = RowReader(fmt)
-        chunk = _Chunk()
+        chunk = Chunk()
         kept = chunk.rejected if per_row else None  # (cut keeps the list, emptied in place)
         async for data in body:
             self._prepare(community_id, self._check(reader.feed(data), report, custom, kept),
@@ -177,7 +134,7 @@ class MemberImporter:
             yield chunk
 
     async def _write_all(
-        self, community_id: str, queue: asyncio.Queue[_Chunk | None],
+        self, community_id: str, queue: asyncio.Queue[Chunk | None],
         report: ImportReport, progress: Progress | None, lines: RowReportLines | None,
     ) -> None:
         """Up to `WRITERS` chunks in flight, each in a transaction of its own, so that Postgres
@@ -191,11 +148,11 @@ class MemberImporter:
         listed.set()  # the list insert before the next chunk's has run
         sequence = 0
         try:
-            while (chunk := await _next_chunk(queue, flying)) is not None:
+            while (chunk := await next_chunk(queue, flying)) is not None:
                 chunk.sequence, sequence = sequence, sequence + 1
                 while len(flying) >= WRITERS:
                     await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
-                    _reap(flying)
+                    reap(flying)
                 after, listed = listed, asyncio.Event()
                 flying.add(asyncio.create_task(self._write(
                     community_id, chunk, report, progress, lines, after=after, listed=listed)))
@@ -223,7 +180,7 @@ class MemberImporter:
                 rows.append(checked)
         return rows
 
-    def _prepare(self, community_id: str, rows: list[ImportRow], chunk: _Chunk) -> None:
+    def _prepare(self, community_id: str, rows: list[ImportRow], chunk: Chunk) -> None:
         """Everything the writer may send for `rows`, made before its turn, as if every row
         were new; the writer leaves out those that are not."""
         assert self._key is not None
@@ -249,7 +206,7 @@ class MemberImporter:
             decided, community_id=community_id, traceparent=current_traceparent()))
 
     async def _write(
-        self, community_id: str, chunk: _Chunk, report: ImportReport,
+        self, community_id: str, chunk: Chunk, report: ImportReport,
         progress: Progress | None, lines: RowReportLines | None, *, after: asyncio.Event,
         listed: asyncio.Event,
     ) -> None:
@@ -279,7 +236,7 @@ class MemberImporter:
             progress(report)
 
     async def _wanted(
-        self, conn: AsyncConnection, community_id: str, chunk: _Chunk,
+        self, conn: AsyncConnection, community_id: str, chunk: Chunk,
         rejections: list[Rejection],
     ) -> list[int]:
         """The rows to insert: not those with an unknown referrer (rejected), nor a reference
@@ -301,7 +258,7 @@ class MemberImporter:
         return wanted
 
     async def _outcomes(
-        self, conn: AsyncConnection, community_id: str, chunk: _Chunk,
+        self, conn: AsyncConnection, community_id: str, chunk: Chunk,
         rejections: list[Rejection], new: list[int],
     ) -> list[tuple[int, bytes]]:
         """Every row's report line. A row neither new nor rejected is present: the member its
@@ -343,7 +300,7 @@ class MemberImporter:
                                                columns=_PROFILE_COLUMNS)
 
     async def _insert_list(
-        self, conn: AsyncConnection, community_id: str, chunk: _Chunk, wanted: list[int]
+        self, conn: AsyncConnection, community_id: str, chunk: Chunk, wanted: list[int]
     ) -> set[str]:
         if not wanted:
             return set()
@@ -362,38 +319,3 @@ def _json(handles: Mapping[str, str]) -> str:
     """The handles as the jsonb COPY sends: pydantic-core's encoder (a tenth of the reader's
     CPU went to `json.dumps` here), and no encoding at all for none, the common case."""
     return to_json(dict(handles)).decode() if handles else "{}"
-
-
-async def _next_chunk(
-    queue: asyncio.Queue[_Chunk | None], flying: set[asyncio.Task[None]]
-) -> _Chunk | None:
-    """The reader's next chunk; a chunk in flight that fails meanwhile ends the wait with its
-    error, so the import stops at once."""
-    get = asyncio.ensure_future(queue.get())
-    try:
-        while not get.done():
-            await asyncio.wait({get, *flying}, return_when=asyncio.FIRST_COMPLETED)
-            _reap(flying)
-    finally:
-        get.cancel()  # nothing, once done
-    return get.result()
-
-
-def _reap(flying: set[asyncio.Task[None]]) -> None:
-    """Forget the chunks written; raise the error of one that failed."""
-    for task in [task for task in flying if task.done()]:
-        flying.discard(task)
-        task.result()
-
-
-async def _hand_over(
-    queue: asyncio.Queue[_Chunk | None], chunk: _Chunk | None, writer: asyncio.Task[None],
-) -> None:
-    """Queue a chunk for the writer, unless the writer has failed: then its error, at once."""
-    put = asyncio.ensure_future(queue.put(chunk))
-    await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
-    if not put.done():
-        put.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await put
-        writer.result()  # raises the writer's error
