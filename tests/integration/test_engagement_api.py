@@ -128,8 +128,11 @@ async def test_feedback_is_answered_then_resolved_and_listed_oldest_unanswered_f
     assert answered.json()["status"] == "answered" and answered.json()["answer"] == "thanks!"
     resolved = await client.post(f"{BASE}/feedback/{day1}/resolve", headers={"If-Match": '"2"'})
     assert resolved.json()["status"] == "resolved" and resolved.json()["answer"] == "thanks!"
+    written = await event_types(client)
     late = await client.post(f"{BASE}/feedback/{day1}/answer")
     assert late.status_code == 422 and "resolved" in late.json()["detail"]
+    assert late.headers["content-type"] == "application/problem+json"
+    assert await event_types(client) == written  # nothing written for the refusal
     await client.post(f"{BASE}/feedback/{day3}/answer")
     order: list[str] = []
     cursor = None
@@ -142,6 +145,9 @@ async def test_feedback_is_answered_then_resolved_and_listed_oldest_unanswered_f
     assert order == [day2, day3, day1]
     unanswered = (await client.get(f"{BASE}/feedback", params={"status": "submitted"})).json()
     assert [f["id"] for f in unanswered["items"]] == [day2]
+    aged = (await client.get(f"{BASE}/feedback", params={
+        "submitted_before": "2026-01-02T12:00:00+00:00"})).json()
+    assert [f["id"] for f in aged["items"]] == [day2, day1]  # unanswered first, then by age
 
 
 async def test_introductions_and_thanks_are_recorded_and_listed_by_member(
