@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,6 +272,21 @@ class EventStore:
             {"s": stream_id},
         )
         return int(result.scalar_one())
+
+    async def redact(
+        self, conn: AsyncConnection, stream_id: str, kept: Mapping[str, frozenset[str]]
+    ) -> None:
+        """Erasure (GDPR) in the log itself: each stored event of the stream keeps only the data
+        fields `kept` names for its type, and none of a type it does not name. The one rewrite
+        the store allows; what was published before stays on the stream (docs/adr/0003)."""
+        await conn.execute(
+            text(
+                "UPDATE events e SET data = (SELECT coalesce(jsonb_object_agg(f.key, f.value),"
+                " '{}') FROM jsonb_each(e.data) f WHERE CAST(:kept AS jsonb) -> e.type ? f.key)"
+                " WHERE stream_id = :s"
+            ),
+            {"s": stream_id, "kept": json.dumps({t: sorted(f) for t, f in kept.items()})},
+        )
 
     async def read_stream(self, conn: AsyncConnection, stream_id: str) -> list[Envelope]:
         result = await conn.execute(

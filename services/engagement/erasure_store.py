@@ -43,7 +43,17 @@ RECORD = text(
 # Each finds only rows that still hold words (the migration's partial indexes), so an erasure
 # seen again changes nothing. A feedback's answer goes with the member's text: it may quote it.
 _OF_ERASED = "FROM unnest(CAST(:cs AS text[]), CAST(:ms AS uuid[])) AS e(c, m) WHERE"
+# A thanks' reason is in its event too (the catalogue's `gatherly.thanks.sent`): the log's copy
+# goes first, found through the thanks rows that still hold one.
+_THANKS_EVENTS = (
+    "UPDATE events ev SET data = ev.data - 'reason' FROM thanks t, unnest(CAST(:cs AS text[]),"
+    " CAST(:ms AS uuid[])) AS e(c, m) WHERE t.community_id = e.c AND t.{who} = e.m"
+    " AND t.reason IS NOT NULL AND ev.stream_id = CAST(t.id AS text)"
+    " AND ev.type = 'gatherly.thanks.sent'"
+)
 FORGET = [
+    text(_THANKS_EVENTS.format(who="to_member")),
+    text(_THANKS_EVENTS.format(who="by_member")),
     text(f"UPDATE feedback f SET body = '', answer = NULL {_OF_ERASED}"
          " f.community_id = e.c AND f.member_id = e.m AND f.body <> ''"),
     text(f"UPDATE feedback f SET answer = NULL {_OF_ERASED}"

@@ -22,6 +22,21 @@ ROLE_REMOVED = "gatherly.member.role_removed"
 PROFILE_UPDATED = "gatherly.member.profile_updated"
 ERASED = "gatherly.member.erased"
 
+# What an erased member's events keep of their data, in the log and in the history: the facts
+# the catalogue calls non-personal. An allow-list, so a field a later contract version adds (or
+# one this list forgot) goes until someone decides it is not personal. Left out: a leave's
+# free-text reason, and `external_ref` (raw in events before m0002, a keyed hash after: either
+# one identifies the person on the partner platform, and erasure cleared the list's copy).
+NON_PERSONAL_FIELDS: dict[str, frozenset[str]] = {
+    JOINED: frozenset({"channel", "invited_by", "joined_at"}),
+    REJOINED: frozenset({"channel", "rejoined_at"}),
+    LEFT: frozenset({"left_at"}),
+    ROLE_ASSIGNED: frozenset({"role"}),
+    ROLE_REMOVED: frozenset({"role"}),
+    PROFILE_UPDATED: frozenset({"fields"}),  # names of fields, never values
+    ERASED: frozenset({"erased_at"}),
+}
+
 BUILT_IN_CHANNELS = frozenset(
     {"telegram", "vk", "facebook", "email", "youtube", "website", "offline", "online_event",
      "referral"}

@@ -202,6 +202,7 @@ class MemberHandlers:
             member = await self._append(
                 conn, view.member, domain.erase(view.member, at=command.at)
             )
+            await self.store.redact(conn, member.id, domain.NON_PERSONAL_FIELDS)
             await views.forget(conn, member)
         return MemberView(member)
 

@@ -18,20 +18,6 @@ _CHANNEL_NAMES = {
     "youtube": "YouTube", "website": "the website", "offline": "an offline meeting",
     "online_event": "an online event", "referral": "a referral",
 }
-# What an erased member's history may still show of each event's data: the facts the catalogue
-# calls non-personal. An allow-list, so a field a later contract version adds (or one this list
-# forgot) is hidden until someone decides it is not personal. Left out: a leave's free-text
-# reason, and `external_ref` (raw in events before m0002, a keyed hash after: either one
-# identifies the person on the partner platform, and erasure cleared the list's copy).
-_NON_PERSONAL: dict[str, frozenset[str]] = {
-    domain.JOINED: frozenset({"channel", "invited_by", "joined_at"}),
-    domain.REJOINED: frozenset({"channel", "rejoined_at"}),
-    domain.LEFT: frozenset({"left_at"}),
-    domain.ROLE_ASSIGNED: frozenset({"role"}),
-    domain.ROLE_REMOVED: frozenset({"role"}),
-    domain.PROFILE_UPDATED: frozenset({"fields"}),  # names of fields, never values
-    domain.ERASED: frozenset({"erased_at"}),
-}
 _FIELD_NAMES = {
     "display_name": "display name", "email": "e-mail", "handles": "handles", "city": "city",
     "interests": "interests",
@@ -71,7 +57,7 @@ def shown_data(event: Envelope, *, erased: bool = False) -> dict[str, Any]:
     non-personal facts once they are erased (the log keeps the rest; the API does not)."""
     if not erased:
         return event.data
-    kept = _NON_PERSONAL.get(event.type, frozenset())
+    kept = domain.NON_PERSONAL_FIELDS.get(event.type, frozenset())
     return {name: value for name, value in event.data.items() if name in kept}
 
 

@@ -38,6 +38,22 @@ async def test_append_then_read_stream_in_version_order(engine) -> None:  # type
     assert events[0].data["channel"] == "telegram"
 
 
+async def test_redacting_a_stream_keeps_only_the_named_fields_of_its_events(engine) -> None:  # type: ignore[no-untyped-def]
+    erased, other = str(uuid.uuid4()), str(uuid.uuid4())
+    async with engine.begin() as conn:
+        for stream in (erased, other):
+            await STORE.append(conn, stream_id=stream, community_id="c1", expected_version=0,
+                               events=[joined()])
+            await STORE.append(conn, stream_id=stream, community_id="c1", expected_version=1,
+                               events=[left()])
+        await STORE.redact(conn, erased, {"gatherly.member.joined": frozenset({"channel"})})
+    async with engine.connect() as conn:
+        redacted = await STORE.read_stream(conn, erased)
+        untouched = await STORE.read_stream(conn, other)
+    assert [e.data for e in redacted] == [{"channel": "telegram"}, {}]
+    assert set(untouched[0].data) == {"channel", "joined_at"} and "left_at" in untouched[1].data
+
+
 async def test_two_writers_with_the_same_expected_version_one_wins(engine) -> None:  # type: ignore[no-untyped-def]
     stream = str(uuid.uuid4())
     async with engine.begin() as conn:
