@@ -1,7 +1,8 @@
 """The fan-out: each fact from the stream becomes one delivery row per enabled subscription of its
 community that takes its type. The kernel's runner applies each batch exactly once, in the same
 transaction as its bookkeeping, so a redelivered fact never makes a second delivery (and the
-unique (subscription, event) pair would refuse one anyway)."""
+unique (subscription, event) pair would refuse one anyway). An erasure takes the member's words
+out of the deliveries recorded (docs/adr/0003)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,24 @@ _INSERT = text(
     " CAST(:bodies AS text[])) WITH ORDINALITY AS u(s, c, e, t, m, b, n)"
     " ORDER BY n"
     " ON CONFLICT (subscription_id, event_id) DO NOTHING"
+)
+
+
+ERASED = "gatherly.member.erased"
+# An erased member's words in the bodies partners were sent (the catalogue's free text, and the
+# partner reference a join carries): the delivery log keeps the facts without them. Bodies are
+# read as JSON only for the few event types that can hold such words.
+_FORGET = text(
+    "UPDATE deliveries d SET body = CAST(jsonb_set(CAST(d.body AS jsonb), '{data}',"
+    " (CAST(d.body AS jsonb) -> 'data') - 'reason' - 'external_ref') AS text)"
+    " FROM unnest(CAST(:cs AS text[]), CAST(:ms AS text[])) AS e(c, m)"
+    " WHERE d.community_id = e.c"
+    " AND d.event_type IN ('gatherly.member.left', 'gatherly.member.joined',"
+    " 'gatherly.thanks.sent')"
+    " AND (CAST(d.body AS jsonb) ->> 'subject' = e.m AND d.event_type <> 'gatherly.thanks.sent'"
+    " OR CAST(d.body AS jsonb) -> 'data' ->> 'to_member' = e.m"
+    " OR CAST(d.body AS jsonb) -> 'data' ->> 'by_member' = e.m)"
+    " AND CAST(d.body AS jsonb) -> 'data' ?| ARRAY['reason', 'external_ref']"
 )
 
 
@@ -67,6 +86,10 @@ class WebhooksProjection:
         if rows:
             await conn.execute(_INSERT, dict(rows))
             await conn.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+        erased = [e for e in events if e.type == ERASED]
+        if erased:  # after the fan-out: the erasure's own batch may hold the member's words
+            await conn.execute(_FORGET, {"cs": [e.community_id for e in erased],
+                                         "ms": [e.subject for e in erased]})
 
     async def reset(self, conn: AsyncConnection) -> None:
         """Refused: deliveries are a log of what partners were sent, not a read model. A rebuild

@@ -316,3 +316,27 @@ async def test_an_address_refused_at_send_time_is_never_contacted(
 
 async def _attempted(p: Pipeline) -> bool:
     return bool(await p.scalar("SELECT count(*) FROM delivery_attempts"))
+
+
+async def test_an_erasure_takes_the_members_words_out_of_the_delivery_log(
+    settings: Settings, receiver: Receiver,
+) -> None:
+    """Deliveries keep what partners were sent; after an erasure, without the member's words."""
+    async with pipeline(settings) as p:
+        await p.subscribe(receiver.url, ["gatherly.member.*"])
+        member, other = str(uuid.uuid4()), str(uuid.uuid4())
+        leaving = DomainEvent("gatherly.member.left", {
+            "left_at": "2026-05-01T12:00:00+00:00", "reason": "moving to Tartu"}, joined().time)
+        await p.append(member, joined(), leaving)
+        await p.append(other, joined(), leaving)
+        await eventually(lambda: _at_least(receiver, 4))
+        await p.append(member, DomainEvent("gatherly.member.erased", {
+            "erased_at": "2026-05-02T12:00:00+00:00"}, joined().time))
+        await eventually(lambda: _at_least(receiver, 5))
+
+        async def redacted() -> bool:
+            return await p.scalar("SELECT count(*) FROM deliveries WHERE body LIKE '%Tartu%'") == 1
+
+        await eventually(redacted)
+        kept = await p.scalar("SELECT body FROM deliveries WHERE body LIKE '%Tartu%'")
+    assert json.loads(str(kept))["subject"] == other  # another member's words stay
