@@ -60,7 +60,9 @@ class FanOutRefused(RuntimeError):
 class WebhooksProjection:
     name = "webhooks"
     schema = SCHEMA
-    single_event_types: frozenset[str] = frozenset()
+    # A view is an aggregate of one event: no version row for each (most of a busy stream);
+    # a redelivered one makes no second delivery (the unique (subscription, event) pair).
+    single_event_types = frozenset({"gatherly.content.viewed"})
     fact_types: frozenset[str] | None = None  # every fact
     durable_commits = True  # a log of what partners were sent, not rebuilt (see reset)
 

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from standardwebhooks import Webhook
 
 from gatherly.bus import Bus
 from gatherly.db import create_engine
-from gatherly.envelope import DomainEvent
+from gatherly.envelope import DomainEvent, Envelope
 from gatherly.eventstore import EventStore
 from gatherly.local.nats import EmbeddedNats
 from gatherly.local.postgres import EmbeddedPostgres
@@ -31,11 +32,20 @@ from gatherly.outbox import Relay
 from gatherly.projection import ProjectionRunner
 from gatherly.registry import SCHEMAS
 from gatherly.settings import Settings
+from gatherly.settlement import Received
 from services.webhooks.app import create_app
 from services.webhooks.delivery import DeliveryWorker
 from services.webhooks.projection import WebhooksProjection
 from tests.conftest import free_port, fresh_database
-from tests.helpers import eventually, joined, left, running, stream_envelopes
+from tests.helpers import (
+    eventually,
+    joined,
+    left,
+    running,
+    stream_deliveries,
+    stream_envelopes,
+)
+from tests.integration.test_kpi_support import publish
 
 ADMIN = {"X-Gatherly-Community": "c1", "X-Gatherly-Scopes": "read,write,admin"}
 BASE = "/v1/communities/c1/webhooks"
@@ -340,3 +350,35 @@ async def test_an_erasure_takes_the_members_words_out_of_the_delivery_log(
         await eventually(redacted)
         kept = await p.scalar("SELECT body FROM deliveries WHERE body LIKE '%Tartu%'")
     assert json.loads(str(kept))["subject"] == other  # another member's words stay
+
+
+async def test_a_redelivered_view_is_delivered_once_and_keeps_no_version(
+    settings: Settings, receiver: Receiver,
+) -> None:
+    now = datetime.now(UTC)
+    await publish(settings, [
+        Envelope(id=str(uuid.uuid4()), source="/test", type="gatherly.content.viewed",
+                 subject=f"view{i}", community_id="c1", sequence=1, time=now,
+                 data={"content_id": "p1", "channel": "telegram", "count": 1,
+                       "viewed_at": now.isoformat()})
+        for i in range(3)
+    ])
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://webhooks", headers=ADMIN) as api:
+        created = await api.post(BASE, json={"url": receiver.url,
+                                             "event_types": ["gatherly.content.*"]})
+        assert created.status_code == 201, created.text
+    await app.state.engine.dispose()
+    engine = create_engine(settings.database, "webhooks", pool_size=2)
+    runner = ProjectionRunner(settings, WebhooksProjection(), engine)
+    _, runner.generation = await runner.checkpoint()
+    deliveries = await stream_deliveries(settings)
+    await runner.apply_batch(Received.of(deliveries))
+    again = await runner.apply_batch(Received.of(deliveries))
+    async with engine.connect() as conn:
+        made = await conn.scalar(text("SELECT count(*) FROM deliveries"))
+        kept = await conn.scalar(text("SELECT count(*) FROM projection_applied"))
+    await engine.dispose()
+    assert len(again.applied) == 3, "a view is applied as it comes, a redelivery too"
+    assert (made, kept) == (3, 0)
