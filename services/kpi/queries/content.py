@@ -53,32 +53,54 @@ VIEWS_AND_TOP = (
 # A platform's anonymous count: only each (content, counter, kind)'s latest snapshot is kept, and
 # it counts on the local day of its `as_of` (rolled up per day: facts/counters.py; a day no
 # snapshot is on any more has 0 of them and adds no channel or kind). It has no
-# member and no moment of reacting, so it is not in the reaction speed.
-COUNTED = ("SELECT {bucket} AS b, channel, kind, 'counted' AS part, n"
-           " FROM reaction_counter_days WHERE {in_window} AND snapshots > 0")
+# member and no moment of reacting, so it is not in the reaction speed. Read once (a CTE) for
+# the periods and the splits alike.
+COUNTED = ("SELECT day, channel, kind, n FROM reaction_counter_days"
+           " WHERE {in_window} AND snapshots > 0")
 PART = "CASE WHEN added THEN 'added' ELSE 'removed' END"
-SUMS = ", ".join(f"coalesce(sum(n) FILTER (WHERE part = '{part}'), 0) AS {part}"
-                 for part in ("added", "removed", "counted"))
-# One round trip, one row per period, per channel and per kind, added, removed and counted side
-# by side: members' own reactions per period from the daily totals, per channel and kind from
-# whole months and the days around; platforms' counts from their snapshots.
-REACTION_COUNTS = (
-    f"SELECT b, CAST(NULL AS text) AS channel, CAST(NULL AS text) AS kind, {SUMS},"
-    f" CAST(NULL AS numeric) AS views FROM (SELECT {{bucket}} AS b, {PART} AS part, n"
-    " FROM reaction_total_days WHERE {in_window} UNION ALL SELECT b, part, n FROM ({counted}) c) p"
-    f" GROUP BY 1 UNION ALL SELECT NULL, channel, kind, {SUMS}, NULL FROM ("
-    f"SELECT channel, kind, {PART} AS part, n FROM ("
+PARTS = ("added", "removed", "counted")
+
+
+def _sums() -> str:
+    """Each part's sum (bigint: numeric would come back as Decimal)."""
+    return ", ".join(f"CAST(coalesce(sum(n) FILTER (WHERE part = '{part}'), 0) AS bigint)"
+                     f" AS {part}" for part in PARTS)
+
+
+def _arrays(key: str) -> str:
+    """The splits by `key` (channel or kind) as arrays in key order, one per part."""
+    return ", ".join([f"array_agg({key} ORDER BY {key}) FILTER (WHERE by_{key}) AS {key}s"] + [
+        f"array_agg({part} ORDER BY {key}) FILTER (WHERE by_{key}) AS {key}_{part}"
+        for part in PARTS])
+
+
+# Per period, members' own reactions from the daily totals and platforms' counts; as arrays over
+# the window's periods (`:buckets`, zeros included).
+PERIODS = (
+    "SELECT " + ", ".join(f"array_agg(coalesce(t.{part}, 0) ORDER BY p.b) AS {part}"
+                          for part in PARTS)
+    + " FROM unnest(CAST(:buckets AS date[])) AS p(b) LEFT JOIN (SELECT b, " + _sums()
+    + " FROM (SELECT {bucket} AS b, part, n FROM (SELECT day, " + PART + " AS part, n"
+    " FROM reaction_total_days WHERE {in_window} UNION ALL"
+    " SELECT day, 'counted', n FROM counted) d) s GROUP BY 1) t USING (b)"
+)
+# Per channel and per kind: members' own reactions from whole months and the days around,
+# platforms' counts from their days; as arrays (one per part) in channel and kind order.
+SPLITS = (
+    "SELECT " + _arrays("channel") + ", " + _arrays("kind") + " FROM (SELECT channel, kind,"
+    " GROUPING(kind) = 1 AS by_channel, GROUPING(channel) = 1 AS by_kind, " + _sums()
+    + " FROM (SELECT channel, kind, " + PART + " AS part, n FROM ("
     + whole_months_and_days("channel, kind, added, n", "reaction")
-    + ") m UNION ALL SELECT channel, kind, part, n FROM ({counted}) c) s"
-    " GROUP BY GROUPING SETS ((channel), (kind))"
+    + ") m UNION ALL SELECT channel, kind, 'counted', n FROM counted) s"
+    " GROUP BY GROUPING SETS ((channel), (kind))) g"
 )
 SPEED_COLUMNS = ("published", "reacted", "f50", "f90", "below", "total", "bins", "ns")
-# The reactions' whole answer in one round trip: the counts, then one row with the window's
+# The reactions' whole answer in one round trip and one row (as ~375 rows, reading them took
+# Python about as long as Postgres took to sum them): the periods, the splits, the window's
 # views and the speed (queries/speed.py).
 REACTIONS = (
-    f"SELECT *, {', '.join(f'NULL AS {c}' for c in SPEED_COLUMNS)} FROM ({REACTION_COUNTS}) r"
-    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, ({views_total}),"
-    f" {', '.join('s.' + c for c in SPEED_COLUMNS)} FROM ({SPEED}) s"
+    "WITH counted AS MATERIALIZED ({counted}) SELECT p.*, g.*, ({views_total}) AS views, "
+    + ", ".join(f"s.{c}" for c in SPEED_COLUMNS) + f" FROM ({PERIODS}) p, ({SPLITS}) g, ({SPEED}) s"
 )
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
                f" SELECT n FROM view_counter_days WHERE {IN_WINDOW}) v")
@@ -96,10 +118,9 @@ def _views(granularity: str) -> TextClause:
 
 @cache
 def _reactions(granularity: str) -> TextClause:
-    bucket = day_bucket(granularity)
     return text(REACTIONS.format(
-        bucket=bucket, in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
-        counted=COUNTED.format(bucket=bucket, in_window=IN_WINDOW)))
+        bucket=day_bucket(granularity), in_window=IN_WINDOW, views_total=VIEWS_TOTAL,
+        counted=COUNTED.format(in_window=IN_WINDOW)))
 
 
 async def views_kpi(
@@ -134,30 +155,26 @@ async def views_total(conn: AsyncConnection, community: str, w: Window) -> int:
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
     # Postgres sums per period, per channel and per kind: a year of days by channel and kind
     # is ~13k rows Python would spend longer on than the database does.
-    periods: dict[date, dict[str, int]] = {}
-    splits: dict[str, dict[str, dict[str, int]]] = {"channels": {}, "kinds": {}}
-    views, speed = 0, {}
-    for row in await conn.execute(_reactions(w.granularity), {"c": community, **w.params()}):
-        b, channel, kind, added, removed, counted, viewed = row[:7]
-        counts = {"added": int(added or 0), "removed": int(removed or 0),
-                  "counted": int(counted or 0)}
-        if b is not None:
-            periods[b] = counts
-        elif channel is not None:
-            splits["channels"][channel] = counts
-        elif kind is not None:
-            splits["kinds"][kind] = counts
-        else:
-            views, speed = int(viewed or 0), speed_of(row)
-    added, removed, counted = (sum(c[k] for c in splits["kinds"].values())
-                               for k in ("added", "removed", "counted"))
-    none = {"added": 0, "removed": 0, "counted": 0}
+    buckets = w.buckets()
+    row = (await conn.execute(_reactions(w.granularity),
+                              {"c": community, **w.params(), "buckets": buckets})).one()
+    channels, kinds = _split(row, "channel"), _split(row, "kind")
+    added, removed, counted = (sum(c[k] for c in kinds.values()) for k in PARTS)
     return {
         "added": added, "removed": removed, "net": added - removed, "counted": counted,
         "total": added - removed + counted,
-        "per_view": ratio(added + counted, views),
-        "periods": [{"start": s.isoformat(), **periods.get(s, none)} for s in w.buckets()],
-        "channels": dict(sorted(splits["channels"].items())),
-        "kinds": dict(sorted(splits["kinds"].items())),
-        "speed": speed,
+        "per_view": ratio(added + counted, int(row.views or 0)),
+        "periods": [{"start": s.isoformat(), "added": a, "removed": r, "counted": n}
+                    for s, a, r, n in zip(buckets, row.added, row.removed, row.counted,
+                                          strict=True)],
+        "channels": dict(sorted(channels.items())),
+        "kinds": dict(sorted(kinds.items())),
+        "speed": speed_of(row),
     }
+
+
+def _split(row: Any, by: str) -> dict[str, dict[str, int]]:
+    """One split's arrays (`channels`, `channel_added`, ..., or the kinds') as {key: counts}."""
+    columns = (getattr(row, f"{by}_{part}") or () for part in PARTS)
+    return {key: dict(zip(PARTS, counts, strict=True))
+            for key, *counts in zip(getattr(row, f"{by}s") or (), *columns, strict=True)}
