@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1/communities/{community_id}/kpis", tags=["kpis"])
 DEFAULT_SLA_HOURS = 24.0
 
 
-def sla(
+async def sla(
     sla_hours: Annotated[
         float | None,
         Query(gt=0, le=24 * 365, description="feedback SLA, hours (default: the community's)"),
@@ -42,7 +42,8 @@ def sla(
         str | None, Header(include_in_schema=False)
     ] = None,
 ) -> float:
-    """The SLA asked for, else the community's (set by the gateway), else 24 h."""
+    """The SLA asked for, else the community's (set by the gateway), else 24 h. `async`, though
+    it awaits nothing, as `window`: FastAPI runs a plain `def` dependency in a worker thread."""
     if sla_hours is not None:
         return sla_hours
     try:
@@ -63,7 +64,7 @@ def zone_name(tz: str) -> str:
     return tz
 
 
-def window(
+async def window(
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
     granularity: Granularity = "day",
@@ -73,7 +74,9 @@ def window(
     x_gatherly_community_time_zone: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Window:
     """The window asked for; by default the last 30 days, in the zone asked for, else the
-    community's (set by the gateway), else UTC."""
+    community's (set by the gateway), else UTC. `async`, though it awaits nothing: FastAPI runs
+    a plain `def` dependency in a worker thread, a hop (and a wake-up of the event loop) per
+    question per dependency."""
     zone = zone_name(tz or x_gatherly_community_time_zone or "UTC")
     last = to or utc_now().astimezone(ZoneInfo(zone)).date()
     try:
