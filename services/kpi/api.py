@@ -92,12 +92,17 @@ async def zoned(
     try:
         await ensure_zone(request.app.state.engine, community, w.tz)
     except TooManyZones as error:
-        raise Problem(400, "Too many time zones", f"this community's KPIs are kept in at most"
-                      f" {MAX_ZONES} zones; ask in one of {error.args[0]}") from error
+        raise too_many_zones(error) from error
     return w
 
 
+def too_many_zones(error: TooManyZones) -> Problem:
+    return Problem(400, "Too many time zones", f"this community's KPIs are kept in at most"
+                   f" {MAX_ZONES} zones; ask in one of {error.args[0]}")
+
+
 Span = Annotated[Window, Depends(zoned)]
+Asked = Annotated[Window, Depends(window)]  # a question that registers its zone itself
 
 
 def frame(community: str, w: Window, body: dict[str, Any]) -> dict[str, Any]:
@@ -227,12 +232,16 @@ async def followups(
 
 @router.get("/summary", response_model=dict[str, Any])
 async def summary(
-    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    community_id: CommunityPath, request: Request, community: Community, w: Asked,
     sla_hours: SlaHours,
 ) -> Response:
-    """Every headline number for the window."""
-    return framed(community, w,
-                  await request.app.state.summaries.answer(community, w, sla_hours))
+    """Every headline number for the window (the summary checks the zone in its first round
+    trip, queries/summary.py)."""
+    try:
+        body = await request.app.state.summaries.answer(community, w, sla_hours)
+    except TooManyZones as error:
+        raise too_many_zones(error) from error
+    return framed(community, w, body)
 
 
 def following_today(w: Window, fixed_from: bool) -> Window:

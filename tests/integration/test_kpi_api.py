@@ -261,3 +261,16 @@ async def test_each_question_is_planned_for_its_own_window(client: httpx.AsyncCl
     async with engine.connect() as conn:
         mode = await conn.exec_driver_sql("SHOW plan_cache_mode")
         assert mode.scalar() == "force_custom_plan"
+
+
+async def test_a_summary_in_a_zone_past_the_limit_gets_a_problem(client: httpx.AsyncClient) -> None:
+    """The summary registers its zone itself (queries/summary.py), within the same limit."""
+    zones = ("UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York", "Asia/Tokyo",
+             "Europe/London", "Australia/Sydney", "America/Sao_Paulo")
+    path = "/v1/communities/c1/kpis/summary"
+    for tz in zones:
+        response = await client.get(path, params={**RANGE, "tz": tz})
+        assert response.status_code == 200, response.text
+    response = await client.get(path, params={**RANGE, "tz": "Africa/Cairo"})
+    assert response.status_code == 400, response.text
+    assert response.json()["title"] == "Too many time zones"

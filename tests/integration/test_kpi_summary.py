@@ -154,3 +154,20 @@ async def test_a_snapshot_that_cannot_be_read_fails_as_a_database_error(
         await summaries._at("00000003-0000001B-1", lambda conn: conn.scalar(text("SELECT 1")))
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await idle_in_transaction(engine) == 0
+
+
+async def test_a_zones_first_summary_registers_the_zone_and_reads_its_rollups(
+    engine: AsyncEngine
+) -> None:
+    """The summary checks the zone in its snapshot's round trip (the API asks no `ensure_zone`
+    before it): a zone nobody asked in yet is registered and backfilled, then read."""
+    summaries = Summaries(engine, pool_capacity=6)
+    kolkata = Window(MARCH.first, MARCH.last, "day", "Asia/Kolkata")
+    first = await summaries.side_by_side(COMMUNITY, kolkata, 24.0)
+    async with engine.connect() as conn:
+        zones = set((await conn.execute(text(
+            "SELECT tz FROM kpi_zones WHERE community_id = :c"), {"c": COMMUNITY})).scalars())
+    assert zones == {"UTC", "Asia/Kolkata"}
+    assert first["members"]["joined"] == 3 and first["views"] == 6
+    assert await summaries.side_by_side(COMMUNITY, kolkata, 24.0) == first
+    assert await idle_in_transaction(engine) == 0

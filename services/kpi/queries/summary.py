@@ -39,7 +39,7 @@ from services.kpi.queries.feedback import feedback_totals
 from services.kpi.queries.members import TOTALS, totals_of
 from services.kpi.queries.speed import FIRSTS, as_float
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import IN_WINDOW
+from services.kpi.queries.zones import IN_WINDOW, ensure_zone
 
 # Connections one summary reads on, one statement each (feedback two: its ranks come from its
 # rollups): members, active members, the first reactions' median and each channel's joins,
@@ -83,7 +83,9 @@ CONTENT_AND_EVENTS = (
 )
 # Built once: text() scans a statement for its parameters each time it is built.
 HEADLINE_SQL, CONTENT_AND_EVENTS_SQL = text(HEADLINE), text(CONTENT_AND_EVENTS)
-EXPORT_SQL = text("SELECT pg_export_snapshot()")
+# The snapshot, and whether the window's zone is registered (zones.ensure_zone's check).
+EXPORT_SQL = text("SELECT pg_export_snapshot() AS snapshot, EXISTS (SELECT FROM kpi_zones"
+                  " WHERE community_id = :c AND tz = :tz) AS zoned")
 SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
 T = TypeVar("T")
 
@@ -98,21 +100,31 @@ class Summaries:
         self._fan_out = asyncio.Semaphore(pool_capacity // WIDTH)
 
     async def answer(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
+        """The summary, the window's zone registered first if it is new (zones.ensure_zone)."""
         if self._fan_out.locked():
+            await ensure_zone(self.engine, community, w.tz)
             return await self.one_by_one(community, w, sla_hours)
         async with self._fan_out:
             return await self.side_by_side(community, w, sla_hours)
 
     async def side_by_side(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
+        """The parts at once. The zone is checked in the snapshot's round trip, not in one of its
+        own before the question (0.3-0.7 ms at 1M members); a zone's first question registers
+        it and fills its rollups, then reads them one by one."""
         async with _reading(self.engine) as first:
-            snapshot = str(await first.scalar(EXPORT_SQL))
-            # `first` stays open (and its snapshot importable) until every part is done.
-            headline, content, feedback = await _all(
-                _headline(first, community, w),
-                self._at(snapshot, lambda conn: _content_and_events(conn, community, w)),
-                self._at(snapshot, lambda conn: feedback_totals(conn, community, w, sla_hours)),
-            )
-        return _answer(headline, content, feedback)
+            export = (await first.execute(EXPORT_SQL, {"c": community, "tz": w.tz})).one()
+            if export.zoned:
+                # `first` stays open (and its snapshot importable) until every part is done.
+                headline, content, feedback = await _all(
+                    _headline(first, community, w),
+                    self._at(export.snapshot,
+                             lambda conn: _content_and_events(conn, community, w)),
+                    self._at(export.snapshot,
+                             lambda conn: feedback_totals(conn, community, w, sla_hours)),
+                )
+                return _answer(headline, content, feedback)
+        await ensure_zone(self.engine, community, w.tz)
+        return await self.one_by_one(community, w, sla_hours)
 
     async def one_by_one(self, community: str, w: Window, sla_hours: float) -> dict[str, Any]:
         async with _reading(self.engine) as conn:
