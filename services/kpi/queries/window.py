@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ MAX_RANGE = 20 * 366
 # Facts happen in our era (imports reach into the past, never centuries back); the bounds also
 # keep every date arithmetic and every timestamptz of a window far from their limits.
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+ONE_DAY, ONE_WEEK = timedelta(days=1), timedelta(days=7)
 
 # date_trunc in the community's zone: `at AT TIME ZONE tz` is the local wall-clock time.
 BUCKET_SQL = "CAST(date_trunc(:g, {column} AT TIME ZONE :tz) AS date)"
@@ -60,11 +62,8 @@ class Window:
         return truncate(moment.astimezone(self.zone).date(), self.granularity)
 
     def buckets(self) -> list[date]:
-        starts, current = [], truncate(self.first, self.granularity)
-        while current <= self.last:
-            starts.append(current)
-            current = advance(current, self.granularity)
-        return starts
+        """The period starts (a list of its own: a caller may change it)."""
+        return list(_starts(self.first, self.last, self.granularity))
 
     def params(self) -> dict[str, object]:
         """Also the months a monthly rollup is read for: [m1, m2) the window holds whole, and
@@ -73,6 +72,17 @@ class Window:
         return {"g": self.granularity, "tz": self.tz, "start": self.start, "end": self.end,
                 "first": self.first, "last": self.last,
                 "m0": truncate(self.first, "month"), "m1": m1, "m2": m2}
+
+
+@lru_cache(maxsize=64)
+def _starts(first: date, last: date, granularity: Granularity) -> tuple[date, ...]:
+    """Made once per window (the same year of days is asked again and again; making it took
+    ~0.2 ms of a question's CPU)."""
+    starts, current = [], truncate(first, granularity)
+    while current <= last:
+        starts.append(current)
+        current = advance(current, granularity)
+    return tuple(starts)
 
 
 def days_ending(last: date, days: int) -> date:
@@ -90,9 +100,9 @@ def truncate(day: date, granularity: Granularity) -> date:
 
 def advance(day: date, granularity: Granularity) -> date:
     if granularity == "day":
-        return day + timedelta(days=1)
+        return day + ONE_DAY
     if granularity == "week":
-        return day + timedelta(days=7)
+        return day + ONE_WEEK
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
