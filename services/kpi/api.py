@@ -5,6 +5,7 @@ and 24 h (docs/kpi.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic_core import to_json
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import utc_now
 from gatherly.web import Community, CommunityPath, Problem
@@ -24,7 +26,7 @@ from services.kpi.queries.events import event_stats, events_kpi
 from services.kpi.queries.feedback import feedback_kpi
 from services.kpi.queries.members import members_kpi
 from services.kpi.queries.window import BadWindow, Granularity, Window, days_ending
-from services.kpi.queries.zones import ensure_zone
+from services.kpi.queries.zones import NewZone, ensure_zone
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -89,11 +91,30 @@ async def zoned(
     request: Request, community: Community, w: Annotated[Window, Depends(window)]
 ) -> Window:
     """The window, once the community's rollups exist in its zone."""
+    await registered(request.app.state.engine, community, w.tz)
+    return w
+
+
+async def registered(engine: AsyncEngine, community: str, tz: str) -> None:
+    """`ensure_zone`, the zone limit answered as a problem."""
     try:
-        await ensure_zone(request.app.state.engine, community, w.tz)
+        await ensure_zone(engine, community, tz)
     except TooManyZones as error:
         raise too_many_zones(error) from error
-    return w
+
+
+async def zone_checked(request: Request, community: str, w: Window, question: Question) -> Any:
+    """`question`'s answer, the question checking its zone in its own statement (zones.ZONED):
+    on the zone's first question, NewZone; the zone is then registered (its rollups filled) and
+    the question asked again."""
+    engine = request.app.state.engine
+    try:
+        async with engine.connect() as conn:
+            return await question(conn, community, w)
+    except NewZone:
+        await registered(engine, community, w.tz)
+    async with engine.connect() as conn:
+        return await question(conn, community, w)
 
 
 def too_many_zones(error: TooManyZones) -> Problem:
@@ -103,6 +124,7 @@ def too_many_zones(error: TooManyZones) -> Problem:
 
 Span = Annotated[Window, Depends(zoned)]
 Asked = Annotated[Window, Depends(window)]  # a question that registers its zone itself
+Question = Callable[[AsyncConnection, str, Window], Awaitable[Any]]
 
 
 def frame(community: str, w: Window, body: dict[str, Any]) -> dict[str, Any]:
@@ -145,11 +167,10 @@ async def views(
 
 @router.get("/reactions", response_model=dict[str, Any])
 async def reactions(
-    community_id: CommunityPath, request: Request, community: Community, w: Span
+    community_id: CommunityPath, request: Request, community: Community, w: Asked
 ) -> Response:
     """Reactions per period, channel and kind; speed; reactions per view."""
-    async with request.app.state.engine.connect() as conn:
-        return framed(community, w, await reactions_kpi(conn, community, w))
+    return framed(community, w, await zone_checked(request, community, w, reactions_kpi))
 
 
 @router.get("/channels", response_model=dict[str, Any])

@@ -274,3 +274,18 @@ async def test_a_summary_in_a_zone_past_the_limit_gets_a_problem(client: httpx.A
     response = await client.get(path, params={**RANGE, "tz": "Africa/Cairo"})
     assert response.status_code == 400, response.text
     assert response.json()["title"] == "Too many time zones"
+
+
+async def test_reactions_asked_first_in_a_zone_register_it_and_read_its_rollups(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """Reactions check their zone in their own statement (no `ensure_zone` before them): the
+    zone's first question registers it, fills its rollups, then reads them."""
+    await publish(settings, scenario("c1").facts)
+    await project(settings, len(scenario("c1").facts))
+    path = "/v1/communities/c1/kpis/reactions"
+    first = await client.get(path, params={**RANGE, "tz": "Asia/Kolkata"})
+    assert first.status_code == 200, first.text
+    assert (first.json()["added"], first.json()["removed"]) == (3, 1)
+    again = await client.get(path, params={**RANGE, "tz": "Asia/Kolkata"})
+    assert again.json() == first.json()

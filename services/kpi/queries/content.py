@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.speed import SPEED, speed_of
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import IN_WINDOW, day_bucket, whole_months_and_days
+from services.kpi.queries.zones import (
+    IN_WINDOW,
+    ZONED,
+    NewZone,
+    day_bucket,
+    whole_months_and_days,
+)
 
 # Views come from the daily rollups; a counter snapshot counts on the local day of its `as_of`
 # (only each (content, counter)'s latest one is kept: facts/counters.py rolls them up per day).
@@ -97,9 +103,10 @@ SPLITS = (
 SPEED_COLUMNS = ("published", "reacted", "f50", "f90", "below", "total", "bins", "ns")
 # The reactions' whole answer in one round trip and one row (as ~375 rows, reading them took
 # Python about as long as Postgres took to sum them): the periods, the splits, the window's
-# views and the speed (queries/speed.py).
+# views and the speed (queries/speed.py); and whether the zone is registered (zones.ZONED).
 REACTIONS = (
-    "WITH counted AS MATERIALIZED ({counted}) SELECT p.*, g.*, ({views_total}) AS views, "
+    f"WITH counted AS MATERIALIZED ({{counted}}) SELECT {ZONED} AS zoned, p.*, g.*,"
+    " ({views_total}) AS views, "
     + ", ".join(f"s.{c}" for c in SPEED_COLUMNS) + f" FROM ({PERIODS}) p, ({SPLITS}) g, ({SPEED}) s"
 )
 VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
@@ -153,11 +160,14 @@ async def views_total(conn: AsyncConnection, community: str, w: Window) -> int:
 
 
 async def reactions_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+    """Raises NewZone when the window's zone is not registered (its rollups not filled)."""
     # Postgres sums per period, per channel and per kind: a year of days by channel and kind
     # is ~13k rows Python would spend longer on than the database does.
     buckets = w.buckets()
     row = (await conn.execute(_reactions(w.granularity),
                               {"c": community, **w.params(), "buckets": buckets})).one()
+    if not row.zoned:
+        raise NewZone
     channels, kinds = _split(row, "channel"), _split(row, "kind")
     added, removed, counted = (sum(c[k] for c in kinds.values()) for k in PARTS)
     return {

@@ -39,7 +39,7 @@ from services.kpi.queries.feedback import feedback_totals
 from services.kpi.queries.members import TOTALS, totals_of
 from services.kpi.queries.speed import FIRSTS, as_float
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import IN_WINDOW, ensure_zone
+from services.kpi.queries.zones import IN_WINDOW, ZONED, ensure_zone
 
 # Connections one summary reads on, one statement each (feedback two: its ranks come from its
 # rollups): members, active members, the first reactions' median and each channel's joins,
@@ -84,8 +84,7 @@ CONTENT_AND_EVENTS = (
 # Built once: text() scans a statement for its parameters each time it is built.
 HEADLINE_SQL, CONTENT_AND_EVENTS_SQL = text(HEADLINE), text(CONTENT_AND_EVENTS)
 # The snapshot, and whether the window's zone is registered (zones.ensure_zone's check).
-EXPORT_SQL = text("SELECT pg_export_snapshot() AS snapshot, EXISTS (SELECT FROM kpi_zones"
-                  " WHERE community_id = :c AND tz = :tz) AS zoned")
+EXPORT_SQL = text(f"SELECT pg_export_snapshot() AS snapshot, {ZONED} AS zoned")
 SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+-[0-9]+$")
 T = TypeVar("T")
 

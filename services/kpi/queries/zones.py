@@ -12,6 +12,17 @@ from sqlalchemy.pool import NullPool
 from services.kpi.facts.rollups import backfill
 from services.kpi.projections import SCHEMA
 
+# A question that checks its zone in its own statement selects this (as `zoned`, and raises
+# NewZone when it is false): no round trip and pooled connection of its own, as `ensure_zone`
+# before the question took (0.3-0.7 ms of a question at 1M members, docs/benchmarks.md).
+ZONED = "EXISTS (SELECT FROM kpi_zones WHERE community_id = :c AND tz = :tz)"
+
+
+class NewZone(Exception):
+    """A question found its zone not registered yet: its rollups are not filled (ensure_zone
+    registers and fills them; then the question is asked again)."""
+
+
 # Reads the rollups by local day: `day` is a date, truncated as a timestamp without zone.
 DAY_BUCKET = "CAST(date_trunc(:g, CAST(day AS timestamp)) AS date)"
 IN_WINDOW = "community_id = :c AND tz = :tz AND day >= :first AND day <= :last"
