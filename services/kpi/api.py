@@ -184,12 +184,11 @@ async def channels(
 
 @router.get("/events", response_model=dict[str, Any])
 async def events(
-    community_id: CommunityPath, request: Request, community: Community, w: Span
+    community_id: CommunityPath, request: Request, community: Community, w: Asked
 ) -> Response:
     """Registered, attended, walk-ins, no-shows, new and repeat participants per period, and
     per event starting in the window."""
-    async with request.app.state.engine.connect() as conn:
-        return framed(community, w, await events_kpi(conn, community, w))
+    return framed(community, w, await zone_checked(request, community, w, events_kpi))
 
 
 @router.get("/events/{event_id}", response_model=dict[str, Any])
@@ -206,12 +205,15 @@ async def one_event(
 
 @router.get("/feedback", response_model=dict[str, Any])
 async def feedback(
-    community_id: CommunityPath, request: Request, community: Community, w: Span,
+    community_id: CommunityPath, request: Request, community: Community, w: Asked,
     sla_hours: SlaHours,
 ) -> Response:
     """Submitted, answered, resolved; time to first answer; share within the SLA; backlog."""
-    async with request.app.state.engine.connect() as conn:
-        return framed(community, w, await feedback_kpi(conn, community, w, sla_hours))
+
+    async def question(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
+        return await feedback_kpi(conn, community, w, sla_hours)
+
+    return framed(community, w, await zone_checked(request, community, w, question))
 
 
 @router.get("/active", response_model=dict[str, Any])

@@ -276,16 +276,22 @@ async def test_a_summary_in_a_zone_past_the_limit_gets_a_problem(client: httpx.A
     assert response.json()["title"] == "Too many time zones"
 
 
-async def test_reactions_asked_first_in_a_zone_register_it_and_read_its_rollups(
-    settings: Settings, client: httpx.AsyncClient
+@pytest.mark.parametrize(("path", "numbers"), [
+    ("reactions", {"added": 3, "removed": 1}),
+    ("events", {"registered": 3, "attended": 2}),
+    ("feedback", {"submitted": 2, "answered": 1}),
+])
+async def test_a_question_asked_first_in_a_zone_registers_it_and_reads_its_rollups(
+    settings: Settings, client: httpx.AsyncClient, path: str, numbers: dict[str, int]
 ) -> None:
-    """Reactions check their zone in their own statement (no `ensure_zone` before them): the
-    zone's first question registers it, fills its rollups, then reads them."""
+    """These questions check their zone in their own statement (no `ensure_zone` before them):
+    the zone's first question registers it, fills its rollups, then reads them."""
     await publish(settings, scenario("c1").facts)
     await project(settings, len(scenario("c1").facts))
-    path = "/v1/communities/c1/kpis/reactions"
-    first = await client.get(path, params={**RANGE, "tz": "Asia/Kolkata"})
+    first = await client.get(f"/v1/communities/c1/kpis/{path}",
+                             params={**RANGE, "tz": "Asia/Kolkata"})
     assert first.status_code == 200, first.text
-    assert (first.json()["added"], first.json()["removed"]) == (3, 1)
-    again = await client.get(path, params={**RANGE, "tz": "Asia/Kolkata"})
+    assert {k: first.json()[k] for k in numbers} == numbers
+    again = await client.get(f"/v1/communities/c1/kpis/{path}",
+                             params={**RANGE, "tz": "Asia/Kolkata"})
     assert again.json() == first.json()

@@ -12,7 +12,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, bucket, ratio
-from services.kpi.queries.zones import IN_WINDOW, day_bucket
+from services.kpi.queries.zones import IN_WINDOW, ZONED, NewZone, day_bucket
 
 # No-shows: registered (not cancelled) minus those of them checked in, per finished event, in
 # the period of the event's start (`event_registrations`, kept by the projection).
@@ -83,8 +83,8 @@ IN_WINDOW_EVENTS = (
     " WHERE e.community_id = :c AND e.starts_at >= :start AND e.starts_at < :end"
     " ORDER BY e.starts_at, e.event_id LIMIT 500) e"
 )
-# The whole answer in one round trip: one row of arrays.
-EVENTS = f"SELECT * FROM ({PERIODS}) periods, ({IN_WINDOW_EVENTS}) events"
+# The whole answer in one round trip: one row of arrays, and whether the zone is registered.
+EVENTS = f"SELECT {ZONED} AS zoned, * FROM ({PERIODS}) periods, ({IN_WINDOW_EVENTS}) events"
 
 
 @cache
@@ -126,10 +126,13 @@ def _event(event_id: str, starts_at: str | None, status: str, registered: int,
 
 
 async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    """Totals, the window's periods and its first 500 events, read by one statement."""
+    """Totals, the window's periods and its first 500 events, read by one statement; NewZone
+    when the window's zone is not registered (its rollups not filled)."""
     buckets = w.buckets()
     row = (await conn.execute(_events(w.granularity), {"c": community, **w.params(),
                                                         "buckets": buckets})).one()
+    if not row.zoned:
+        raise NewZone
     series = [_counts(registered, attended, walk_ins, no_shows, new, start=b.isoformat())
               for b, registered, attended, walk_ins, no_shows, new in zip(
                   buckets, row.registered, row.attended, row.walk_ins, row.no_shows, row.new,

@@ -12,14 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries import backlog
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import IN_WINDOW, day_bucket
+from services.kpi.queries.zones import IN_WINDOW, ZONED, NewZone, day_bucket
 
 COLUMNS = {"submitted": "submitted_at", "answered": "answered_at", "resolved": "resolved_at"}
-# Each kind as an array over the window's periods (`:buckets`, zeros included), one row;
+# Each kind as an array over the window's periods (`:buckets`, zeros included), one row, and
+# whether the zone is registered (zones.ZONED);
 # `{bucket}`: zones.day_bucket (the day itself at day granularity, no date_trunc per row).
 PERIODS = (
-    "SELECT " + ", ".join(f"array_agg(CAST(coalesce(f.{kind}, 0) AS bigint) ORDER BY p.b)"
-                          f" AS {kind}" for kind in COLUMNS)
+    f"SELECT {ZONED} AS zoned, "
+    + ", ".join(f"array_agg(CAST(coalesce(f.{kind}, 0) AS bigint) ORDER BY p.b) AS {kind}"
+                for kind in COLUMNS)
     + " FROM unnest(CAST(:buckets AS date[])) AS p(b) LEFT JOIN"
     " (SELECT {bucket} AS b, "
     + ", ".join(f"sum(n) FILTER (WHERE kind = '{kind}') AS {kind}" for kind in COLUMNS)
@@ -32,10 +34,13 @@ SUBMITTED = (f"SELECT CAST(coalesce(sum(n), 0) AS bigint) AS submitted FROM feed
 async def feedback_kpi(
     conn: AsyncConnection, community: str, w: Window, sla_hours: float
 ) -> dict[str, Any]:
+    """NewZone when the window's zone is not registered (its rollups not filled)."""
     buckets = w.buckets()
     answers, open_, row = await backlog.answers(
         conn, community, w, timedelta(hours=sla_hours),
         PERIODS.format(bucket=day_bucket(w.granularity)), buckets=buckets)
+    if not row.zoned:
+        raise NewZone
     series = [{"start": b.isoformat(), "submitted": s, "answered": a, "resolved": r}
               for b, s, a, r in zip(buckets, row.submitted, row.answered, row.resolved,
                                     strict=True)]
