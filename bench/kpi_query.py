@@ -141,7 +141,7 @@ async def backfilled(settings: Settings) -> None:
     started = time.perf_counter()
     async with engine.begin() as conn:
         await backfill(conn, COMMUNITY, ZONE)
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:  # committed: statistics a rolled back ANALYZE wrote go
         await conn.exec_driver_sql("ANALYZE")
     print(f"rollups backfilled for {ZONE} in {time.perf_counter() - started:.0f} s", flush=True)
     await engine.dispose()
