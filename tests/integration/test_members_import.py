@@ -202,18 +202,23 @@ async def test_chunks_in_flight_together_list_in_file_order_and_never_deadlock(
         assert await listed_refs(importer.engine, community) == refs
 
 
-async def test_a_failed_chunk_stops_the_import_and_a_second_run_completes_it(
-    importer: MemberImporter, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    refs = [f"r{i}" for i in range(1000)]
+def fail_the_chunk_of(importer: MemberImporter, monkeypatch: pytest.MonkeyPatch, ref: str) -> None:
+    """The chunk holding `ref` fails as its profiles are written: the database went away."""
     copy_profiles = importer._copy_profiles
 
     async def failing(conn: AsyncConnection, records: list[tuple[object, ...]]) -> None:
-        if any(record[-1] == "r200" for record in records):  # the second chunk
+        if any(record[-1] == ref for record in records):
             raise RuntimeError("the database went away")
         await copy_profiles(conn, records)
 
     monkeypatch.setattr(importer, "_copy_profiles", failing)
+
+
+async def test_a_failed_chunk_stops_the_import_and_a_second_run_completes_it(
+    importer: MemberImporter, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refs = [f"r{i}" for i in range(1000)]
+    fail_the_chunk_of(importer, monkeypatch, "r200")  # the second chunk
     with pytest.raises(RuntimeError, match="went away"):
         await importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV)
     kept = await listed_refs(importer.engine, "c1")

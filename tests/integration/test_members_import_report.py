@@ -34,6 +34,7 @@ from tests.integration.test_members_api import BASE, client, settings
 from tests.integration.test_members_import import (
     CSV,
     MEMORY_RUN,
+    fail_the_chunk_of,
     importer,
     pieces,
     refs_csv,
@@ -214,14 +215,7 @@ async def test_a_failed_chunk_ends_the_report_without_a_summary_and_the_api_with
     importer: MemberImporter, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     refs = [f"r{i}" for i in range(1000)]
-    copy_profiles = importer._copy_profiles
-
-    async def failing(conn: AsyncConnection, records: list[tuple[object, ...]]) -> None:
-        if any(record[-1] == "r400" for record in records):  # the third chunk
-            raise RuntimeError("the database went away")
-        await copy_profiles(conn, records)
-
-    monkeypatch.setattr(importer, "_copy_profiles", failing)
+    fail_the_chunk_of(importer, monkeypatch, "r400")  # the third chunk
     out: list[bytes] = []
     with pytest.raises(RuntimeError, match="went away"):
         await importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV,
@@ -242,6 +236,7 @@ async def test_a_failed_chunk_ends_the_report_without_a_summary_and_the_api_with
     response = await upload(client, refs_csv(["r1", "r2"]), ROWS)
     assert response.status_code in (500, 503), response.text
     assert response.headers["content-type"] == "application/problem+json"
+
 
 def test_a_chunk_waits_for_the_chunks_before_it_and_its_rows_come_in_file_order() -> None:
     out: list[bytes] = []
