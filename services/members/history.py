@@ -13,6 +13,7 @@ class HistoryEntry(NamedTuple):
     summary: str
     data: dict[str, Any]  # what may be shown of the event's data
 
+
 _CHANNEL_NAMES = {
     "telegram": "Telegram", "vk": "VK", "facebook": "Facebook", "email": "e-mail",
     "youtube": "YouTube", "website": "the website", "offline": "an offline meeting",
@@ -54,7 +55,8 @@ def summary(event: Envelope, *, erased: bool = False) -> str:
 
 def shown_data(event: Envelope, *, erased: bool = False) -> dict[str, Any]:
     """The event's data as the history shows it: whole while the member exists, only the
-    non-personal facts once they are erased (the log keeps the rest; the API does not)."""
+    non-personal facts once they are erased (as the erasure redacts the log itself; an event
+    read before that, or written before the redaction existed, is filtered here too)."""
     if not erased:
         return event.data
     kept = domain.NON_PERSONAL_FIELDS.get(event.type, frozenset())
