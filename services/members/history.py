@@ -55,8 +55,8 @@ def summary(event: Envelope, *, erased: bool = False) -> str:
 
 def shown_data(event: Envelope, *, erased: bool = False) -> dict[str, Any]:
     """The event's data as the history shows it: whole while the member exists, only the
-    non-personal facts once they are erased (as the erasure redacts the log itself; an event
-    read before that, or written before the redaction existed, is filtered here too)."""
+    non-personal facts once they are erased: the fields the erasure leaves in the log itself,
+    so the history never depends on the log having been redacted."""
     if not erased:
         return event.data
     kept = domain.NON_PERSONAL_FIELDS.get(event.type, frozenset())

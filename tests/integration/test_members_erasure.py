@@ -3,9 +3,21 @@ anything personal about the member; the log keeps ids and non-personal facts."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
 import httpx
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 
+from gatherly.db import create_engine
+from gatherly.envelope import DomainEvent
+from gatherly.eventstore import EventStore
+from gatherly.settings import Settings
+from services.members import migrations
 from tests.integration.test_members_api import BASE, client, settings
 
 __all__ = ["client", "settings"]
@@ -117,3 +129,44 @@ async def test_after_erasure_the_history_data_holds_no_free_text_or_reference(
     assert set(by_type["gatherly.member.left"]) == {"left_at"}
     assert "external_ref" not in by_type["gatherly.member.joined"]
     assert by_type["gatherly.member.joined"]["channel"] == "telegram"  # non-personal stays
+
+
+def _members_schema_at(settings: Settings, revision: str) -> None:
+    """The members schema moved to `revision`, as `gatherly.migrate` moves it to head."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes.update(url=settings.database, schema="members",
+                             version_table="alembic_version")
+    if revision == "head":
+        command.upgrade(config, revision)
+    else:
+        command.downgrade(config, revision)
+
+
+async def test_a_member_erased_before_the_log_was_redacted_is_redacted_by_the_upgrade(
+    settings: Settings,
+) -> None:
+    await asyncio.to_thread(_members_schema_at, settings, "m0003")
+    store, at = EventStore("/gatherly/members"), datetime.now(UTC)
+    erased, other = str(uuid.uuid4()), str(uuid.uuid4())
+    engine = create_engine(settings.database, "members")
+    async with engine.begin() as conn:
+        for member in (erased, other):
+            await store.append(conn, stream_id=member, community_id="c1", expected_version=0,
+                               events=[DomainEvent("gatherly.member.joined", {
+                                   "channel": "vk", "joined_at": at.isoformat(),
+                                   "external_ref": EXTERNAL_REF}, at),
+                                   DomainEvent("gatherly.member.left", {
+                                       "left_at": at.isoformat(), "reason": "moving to Tartu"},
+                                       at)])
+        await store.append(conn, stream_id=erased, community_id="c1", expected_version=2,
+                           events=[DomainEvent("gatherly.member.erased",
+                                               {"erased_at": at.isoformat()}, at)])
+    await asyncio.to_thread(_members_schema_at, settings, "head")
+    async with engine.connect() as conn:
+        redacted = [e.data for e in await store.read_stream(conn, erased)]
+        kept = [e.data for e in await store.read_stream(conn, other)]
+    await engine.dispose()
+    assert redacted == [{"channel": "vk", "joined_at": at.isoformat()},
+                        {"left_at": at.isoformat()}, {"erased_at": at.isoformat()}]
+    assert kept[0]["external_ref"] == EXTERNAL_REF and kept[1]["reason"] == "moving to Tartu"
