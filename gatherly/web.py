@@ -7,12 +7,13 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import AfterValidator, AwareDatetime, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,10 +30,29 @@ from gatherly.problems import (
 from gatherly.request_tracing import spans_only_when_recorded
 from gatherly.settings import Settings
 
+# What a request may say of a moment and of a count: what every store, stream and KPI can hold.
+# A moment of year 1 with an offset east of UTC is before Python's first instant once in UTC (a
+# 500 where a 422 belongs); a counter's total lands in `bigint` sums.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+MAX_COUNT = 10**12
+
+
+def _storable(moment: datetime) -> datetime:
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise ValueError(f"a moment between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_storable)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
 log = logging.getLogger(__name__)
 
 __all__ = [
     "PROBLEM_JSON",
+    "Count",
+    "Moment",
     "Problem",
     "VersionMismatch",
     "install_problem_handlers",

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.edge import key_secrets, store
 from gatherly.web import (
     Community,
     CommunityPath,
+    Moment,
     Problem,
     decode_cursor,
     encode_cursor,
@@ -32,7 +33,7 @@ class KeyCreate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1, max_length=3, examples=[["read", "write"]])
-    expires_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with offset")
+    expires_at: Moment | None = Field(default=None, description="ISO 8601 with offset")
     rate_per_second: float | None = Field(default=None, gt=0, le=100_000)
     burst: int | None = Field(default=None, ge=1, le=1_000_000)
 

@@ -22,13 +22,13 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import utc_now
 from gatherly.inbound import InboundReceipts, OneTransaction, Receipt
 from gatherly.telemetry import current_traceparent
-from gatherly.web import Problem
+from gatherly.web import Moment, Problem
 from services.engagement import content, views
 from services.engagement.batch import AddReaction, Fact, RemoveReaction, View
 from services.engagement.domain import CONTENT_KINDS, NotFound, Stale, reaction_counter_id
@@ -53,7 +53,7 @@ class PublishContent(Strict):
     op: Literal["publish_content"]
     content_ref: ContentRef
     kind: str = Field(default="post", description=", ".join(CONTENT_KINDS))
-    published_at: AwareDatetime | None = None
+    published_at: Moment | None = None
     author_id: uuid.UUID | None = None
     title: str | None = Field(default=None, max_length=500)
     url: str | None = Field(default=None, max_length=2000)
@@ -71,7 +71,7 @@ class ViewContent(OnContent):
     member_id: uuid.UUID | None = None
     count: int = Field(default=1, ge=1, le=1_000_000)
     channel: str | None = Field(default=None, min_length=2, max_length=32)
-    viewed_at: AwareDatetime | None = None
+    viewed_at: Moment | None = None
 
 
 class React(OnContent):
@@ -79,7 +79,7 @@ class React(OnContent):
     member_id: uuid.UUID
     kind: str = Field(min_length=2, max_length=32)
     channel: str | None = Field(default=None, min_length=2, max_length=32)
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class CountReactionsOf(OnContent):
@@ -89,7 +89,7 @@ class CountReactionsOf(OnContent):
     counter: str = Field(min_length=2, max_length=32)
     kind: str = Field(min_length=2, max_length=32)
     total: int = Field(ge=0)
-    as_of: AwareDatetime
+    as_of: Moment
     channel: str | None = Field(default=None, min_length=2, max_length=32)
 
 
@@ -101,7 +101,7 @@ class GiveFeedback(Strict):
     rating: int | None = Field(default=None, ge=1, le=5)
     channel: str = Field(min_length=2, max_length=32)
     text: str = Field(min_length=1, max_length=10_000)
-    submitted_at: AwareDatetime | None = None
+    submitted_at: Moment | None = None
 
 
 Command = Annotated[PublishContent | ViewContent | React | CountReactionsOf | GiveFeedback,

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from gatherly.web import Count, Moment
 from services.engagement.activity import Reaction
 from services.engagement.content import Content
 from services.engagement.people_views import FeedbackEntry
@@ -23,7 +24,7 @@ class Input(BaseModel):
 class ContentCreate(Input):
     channel: Channel
     kind: Literal["post", "video", "article", "newsletter", "story", "other"]
-    published_at: AwareDatetime | None = Field(
+    published_at: Moment | None = Field(
         default=None, description="when it was published (defaults to now; an import may set "
         "the past); ISO 8601 with offset")
     author_id: uuid.UUID | None = None
@@ -37,7 +38,7 @@ class ContentUpdate(Input):
 
 
 class ContentArchive(Input):
-    archived_at: AwareDatetime | None = None
+    archived_at: Moment | None = None
 
 
 class ContentPublic(BaseModel):
@@ -64,7 +65,7 @@ class ViewCreate(Input):
     member_id: uuid.UUID | None = Field(default=None, description="absent for anonymous views")
     count: int = Field(default=1, ge=1, le=1_000_000)
     channel: Channel | None = Field(default=None, description="defaults to the item's channel")
-    viewed_at: AwareDatetime | None = None
+    viewed_at: Moment | None = None
 
 
 class ViewItem(ViewCreate):
@@ -76,7 +77,7 @@ class ReactionCreate(Input):
     member_id: uuid.UUID
     kind: Kind
     channel: Channel | None = Field(default=None, description="defaults to the item's channel")
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class AddReactionItem(ReactionCreate):
@@ -88,7 +89,7 @@ class RemoveReactionItem(Input):
     content_id: uuid.UUID
     member_id: uuid.UUID
     kind: Kind
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 BatchItem = Annotated[ViewItem | AddReactionItem | RemoveReactionItem,
@@ -98,16 +99,16 @@ BatchItem = Annotated[ViewItem | AddReactionItem | RemoveReactionItem,
 class CounterSnapshotCreate(Input):
     content_id: uuid.UUID
     counter: Channel = Field(description="whose counter: youtube, vk, …")
-    total: int = Field(ge=0)
-    as_of: AwareDatetime
+    total: Count
+    as_of: Moment
     channel: Channel | None = None
 
 
 class ReactionCountCreate(Input):
     counter: Channel = Field(description="whose count: telegram, vk, …")
     kind: Kind
-    total: int = Field(ge=0)
-    as_of: AwareDatetime
+    total: Count
+    as_of: Moment
     channel: Channel | None = Field(default=None, description="defaults to the item's channel")
 
 
@@ -129,12 +130,12 @@ class FeedbackCreate(Input):
     rating: int | None = Field(default=None, description="1 to 5")
     channel: Channel
     text: str = Field(min_length=1, max_length=10_000)
-    submitted_at: AwareDatetime | None = None
+    submitted_at: Moment | None = None
 
 
 class FeedbackStep(Input):
     by_member: uuid.UUID | None = None
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class FeedbackAnswer(FeedbackStep):
@@ -168,7 +169,7 @@ class IntroductionCreate(Input):
     member_a: uuid.UUID
     member_b: uuid.UUID
     by_member: uuid.UUID = Field(description="the catalyst")
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class ThanksCreate(Input):
@@ -177,7 +178,7 @@ class ThanksCreate(Input):
     reason: str | None = Field(default=None, max_length=500)
     about_kind: Literal["event", "content"] | None = None
     about_id: uuid.UUID | None = None
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class RecordPage(BaseModel):

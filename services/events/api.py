@@ -29,11 +29,11 @@ from services.events.schemas import (
     EventPage,
     EventReschedule,
     EventSchedule,
-    Moment,
     RegistrationCreate,
     SeatKind,
     SeatPage,
     SeatPublic,
+    Transition,
     event_public,
     followup_public,
     seat_public,
@@ -122,7 +122,7 @@ def _transition_route(
     @router.post(path, response_model=EventDetail, summary=summary)
     async def transition(
         community_id: CommunityPath, event_id: uuid.UUID, response: Response,
-        community: Community, events: Handlers, db: Engine, body: Moment | None = None,
+        community: Community, events: Handlers, db: Engine, body: Transition | None = None,
         if_match: IfMatch = None,
     ) -> EventDetail:
         at = (body.at if body else None) or utc_now()
@@ -174,7 +174,7 @@ async def register_member(
 @router.post("/{event_id}/registrations/{member_id}/cancel", response_model=SeatPublic)
 async def cancel_registration(
     community_id: CommunityPath, event_id: uuid.UUID, member_id: uuid.UUID, response: Response,
-    community: Community, events: Handlers, db: Engine, body: Moment | None = None,
+    community: Community, events: Handlers, db: Engine, body: Transition | None = None,
 ) -> SeatPublic:
     at = (body.at if body else None) or utc_now()
     outcome = await events.cancel_registration(target(community, event_id),

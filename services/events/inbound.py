@@ -12,11 +12,12 @@ import uuid
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import utc_now
 from gatherly.inbound import InboundReceipts, OneTransaction, Receipt
+from gatherly.web import Moment
 from services.events.handlers import CheckIn, EventHandlers, Outcome, Target
 from services.events.state import DomainError
 
@@ -33,7 +34,7 @@ class Register(Strict):
     event_id: uuid.UUID
     member_id: uuid.UUID
     channel: str = Field(min_length=2, max_length=32)
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class CheckInMember(Strict):
@@ -42,7 +43,7 @@ class CheckInMember(Strict):
     member_id: uuid.UUID
     walk_in: bool = False
     channel: str | None = Field(default=None, min_length=2, max_length=32)
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 Command = Annotated[Register | CheckInMember, Field(discriminator="op")]

@@ -6,9 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gatherly.web import Moment
 from services.events.state import Format, Registration, Status, Task
+
+MAX_PLACES = 10_000_000  # the store's `integer` holds 2^31; no venue comes near
 
 
 class Command(BaseModel):
@@ -23,39 +26,40 @@ class EventSchedule(Command):
                               description="where it happens; required unless online")
     link: str | None = Field(default=None, min_length=1, max_length=2000,
                              description="where to join; required unless offline")
-    starts_at: AwareDatetime = Field(description="ISO 8601 with offset; stored in UTC")
-    ends_at: AwareDatetime
+    starts_at: Moment = Field(description="ISO 8601 with offset; stored in UTC")
+    ends_at: Moment
     time_zone: str = Field(min_length=1, max_length=64, examples=["Europe/Berlin"],
                            description="IANA name the event is shown in")
-    capacity: int | None = Field(default=None, description="places; leave out for no limit")
+    capacity: int | None = Field(default=None, le=MAX_PLACES,
+                                 description="places; leave out for no limit")
     channel: str = Field(min_length=2, max_length=32, description="where it is announced")
 
 
 class EventReschedule(Command):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Moment
+    ends_at: Moment
     time_zone: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class EventCancel(Command):
     reason: str | None = Field(default=None, min_length=1, max_length=500)
-    cancelled_at: AwareDatetime | None = None
+    cancelled_at: Moment | None = None
 
 
-class Moment(Command):
+class Transition(Command):
     """A transition that carries only when it happened (defaults to now)."""
 
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class EventFinish(Command):
-    finished_at: AwareDatetime | None = None
+    finished_at: Moment | None = None
 
 
 class RegistrationCreate(Command):
     member_id: uuid.UUID = Field(description="a member id of the members service (not checked)")
     channel: str = Field(min_length=2, max_length=32, description="how they came to register")
-    registered_at: AwareDatetime | None = None
+    registered_at: Moment | None = None
 
 
 class CheckInCreate(Command):
@@ -65,7 +69,7 @@ class CheckInCreate(Command):
     walk_in: bool = Field(default=False, description="the member came without registering")
     channel: str | None = Field(default=None, min_length=2, max_length=32,
                                 description="a walk-in's channel (default offline/online_event)")
-    checked_in_at: AwareDatetime | None = None
+    checked_in_at: Moment | None = None
 
     @model_validator(mode="after")
     def one_way_to_name_the_member(self) -> Self:
@@ -78,12 +82,12 @@ class CheckInCreate(Command):
 
 class FollowupAssign(Command):
     assignee: uuid.UUID | None = Field(default=None, description="the member who does it")
-    due_at: AwareDatetime | None = Field(default=None, description="defaults to the current one")
+    due_at: Moment | None = Field(default=None, description="defaults to the current one")
 
 
 class FollowupDone(Command):
     by_member: uuid.UUID | None = None
-    done_at: AwareDatetime | None = None
+    done_at: Moment | None = None
 
 
 class FollowupPublic(BaseModel):

@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from gatherly.web import Count, Moment
 
 MAX_COMMANDS = 1000
 Slug = Annotated[str, Field(min_length=2, max_length=32)]
@@ -57,13 +59,13 @@ class Join(Strict):
     channel: Slug
     external_ref: str | None = Field(default=None, min_length=1, max_length=200)
     invited_by: uuid.UUID | None = None
-    joined_at: AwareDatetime | None = None
+    joined_at: Moment | None = None
     display_name: str | None = Field(default=None, max_length=200)
 
 
 class Leave(ByMember):
     op: Literal["leave"]
-    left_at: AwareDatetime | None = None
+    left_at: Moment | None = None
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -71,7 +73,7 @@ class Register(ByMember):
     op: Literal["register"]
     event_id: uuid.UUID
     channel: Slug
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class CheckIn(ByMember):
@@ -79,14 +81,14 @@ class CheckIn(ByMember):
     event_id: uuid.UUID
     walk_in: bool = False
     channel: Slug | None = None
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class PublishContent(Strict):
     op: Literal["publish_content"]
     content_ref: Ref
     kind: str = Field(default="post", min_length=2, max_length=32)
-    published_at: AwareDatetime | None = None
+    published_at: Moment | None = None
     title: str | None = Field(default=None, max_length=500)
     url: str | None = Field(default=None, max_length=2000)
 
@@ -97,14 +99,14 @@ class View(OnContent):
     member_ref: Ref | None = None
     count: int = Field(default=1, ge=1, le=1_000_000)
     channel: Slug | None = None
-    viewed_at: AwareDatetime | None = None
+    viewed_at: Moment | None = None
 
 
 class React(OnContent, ByMember):
     op: Literal["add_reaction", "remove_reaction"]
     kind: Slug
     channel: Slug | None = None
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class CountReactions(OnContent):
@@ -113,8 +115,8 @@ class CountReactions(OnContent):
     op: Literal["count_reactions"]
     counter: Slug
     kind: Slug
-    total: int = Field(ge=0)
-    as_of: AwareDatetime
+    total: Count
+    as_of: Moment
     channel: Slug | None = None
 
 
@@ -125,7 +127,7 @@ class Feedback(ByMember):
     rating: int | None = Field(default=None, ge=1, le=5)
     channel: Slug
     text: str = Field(min_length=1, max_length=10_000)
-    submitted_at: AwareDatetime | None = None
+    submitted_at: Moment | None = None
 
 
 Command = Annotated[

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from gatherly.envelope import utc_now
 from gatherly.problem_docs import documented_problem
 from gatherly.web import (
     Community,
     CommunityPath,
+    Moment,
     Problem,
     community_scope,
     decode_cursor,
@@ -246,8 +246,8 @@ async def list_members(
     role: Annotated[Literal[ROLES] | None, Query()] = None,  # type: ignore[valid-type]
     channel: Annotated[str | None, Query(max_length=32)] = None,
     tag: Annotated[str | None, Query(max_length=40)] = None,
-    joined_from: AwareDatetime | None = None,
-    joined_to: AwareDatetime | None = None,
+    joined_from: Moment | None = None,
+    joined_to: Moment | None = None,
     q: Annotated[str | None, Query(min_length=1, max_length=100,
                                    description="name or e-mail prefix, any case")] = None,
 ) -> MemberPage:

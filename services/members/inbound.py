@@ -20,12 +20,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gatherly.envelope import utc_now
 from gatherly.inbound import InboundReceipts, OneTransaction, Receipt
-from gatherly.web import Problem
+from gatherly.web import Moment, Problem
 from services.members import views
 from services.members.domain import MemberStatus
 from services.members.handlers import (
@@ -59,7 +59,7 @@ class Join(Strict):
     channel: str = Field(min_length=2, max_length=32)
     external_ref: str | None = Field(default=None, min_length=1, max_length=200)
     invited_by: uuid.UUID | None = None
-    joined_at: AwareDatetime | None = None
+    joined_at: Moment | None = None
     display_name: str | None = Field(default=None, max_length=200)
 
 
@@ -67,14 +67,14 @@ class Leave(Strict):
     op: Literal["leave"]
     member_id: uuid.UUID | None = None
     member_ref: MemberRef | None = None
-    left_at: AwareDatetime | None = None
+    left_at: Moment | None = None
     reason: str | None = Field(default=None, max_length=500)
 
 
 class Ensure(Strict):
     op: Literal["ensure"]
     member_ref: MemberRef
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 Command = Annotated[Join | Leave | Ensure, Field(discriminator="op")]

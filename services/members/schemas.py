@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from gatherly.web import Moment
 from services.members.domain import MemberStatus
 from services.members.views import MemberView
 
@@ -33,7 +34,7 @@ class MemberJoin(ProfileFields):
         default=None, min_length=1, max_length=200,
         description="the member's id on a partner platform; unique per community and channel",
     )
-    joined_at: AwareDatetime | None = Field(
+    joined_at: Moment | None = Field(
         default=None, description="when the member joined (defaults to now); ISO 8601 with offset"
     )
 
@@ -45,14 +46,14 @@ class MemberLeave(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=500)
-    left_at: AwareDatetime | None = None
+    left_at: Moment | None = None
 
 
 class MemberRejoin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: str = Field(min_length=2, max_length=32)
-    rejoined_at: AwareDatetime | None = None
+    rejoined_at: Moment | None = None
 
 
 class MemberPublic(BaseModel):

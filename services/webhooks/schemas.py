@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from gatherly.web import Moment
 from services.webhooks.views import AttemptRecord, DeliveryRecord, Subscription
 
 
@@ -99,7 +100,7 @@ class DeliveryPage(BaseModel):
 class Recovery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime
+    since: Moment
 
 
 class Recovered(BaseModel):
