@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Protocol
@@ -38,6 +39,7 @@ from gatherly.bus import (
 from gatherly.envelope import Envelope
 from gatherly.metrics import ProjectionMetrics, sampling
 from gatherly.partition import Partition
+from gatherly.poison import apply_isolating
 from gatherly.settings import Settings, to_libpq_url
 from gatherly.settlement import (
     BatchOutcome,
@@ -244,8 +246,9 @@ class ProjectionRunner:
                     if floor > self.watermark.value:
                         await self.apply_batch(Received(), acked_through=floor)
                     continue
-                outcome = await self.apply_batch(batch, acked_through=floor)
-                await self._settle(outcome)
+                apply = functools.partial(self.apply_batch, acked_through=floor)
+                for outcome in await apply_isolating(apply, batch, self.projection.name):
+                    await self._settle(outcome)
         finally:
             upcoming.cancel()
             with contextlib.suppress(asyncio.CancelledError, BusUnavailable):
@@ -324,9 +327,10 @@ class ProjectionRunner:
             await delivery.term()
         self.redelivering -= outcome.settled
         self.redelivering |= {d.stream_sequence for d in outcome.deferred}
+        # A terminated message is settled already, and cannot be acknowledged as well.
+        acked = [*outcome.applied, *outcome.duplicates]
         ack, self._unacked = acknowledgement(
-            outcome.settled_deliveries + ([self._unacked] if self._unacked else []),
-            self.redelivering)
+            acked + ([self._unacked] if self._unacked else []), self.redelivering)
         if ack is not None:
             await ack.ack()
         self.applied += len(outcome.applied)

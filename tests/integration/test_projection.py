@@ -341,3 +341,50 @@ async def test_a_partition_count_that_disagrees_with_the_stream_is_refused(
             await runner.run()
     finally:
         await engine.dispose()
+
+
+class NumberKeeper:
+    """Stores each fact's number as an `integer`: a number past 2^31 is data Postgres refuses."""
+
+    name = "number-keeper"
+    schema = "kpi"
+    single_event_types: frozenset[str] = frozenset()
+    fact_types: frozenset[str] | None = None
+    durable_commits = False
+
+    async def apply(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS kept_numbers (id text PRIMARY KEY,"
+                                " n integer)"))
+        for event in events:
+            await conn.execute(text("INSERT INTO kept_numbers VALUES (:id, CAST(:n AS bigint))"),
+                               {"id": event.id, "n": event.data["n"]})
+
+    async def reset(self, conn: AsyncConnection) -> None:
+        return None
+
+
+async def test_a_fact_whose_data_postgres_refuses_is_poison_and_the_rest_are_applied(
+    settings: Settings,
+) -> None:
+    now = datetime.now(UTC)
+
+    def fact(n: int) -> Envelope:
+        return Envelope(id=str(uuid.uuid4()), source="/test", type="gatherly.member.joined",
+                        subject=str(uuid.uuid4()), community_id="c1", sequence=1, time=now,
+                        data={"n": n})
+
+    facts = [fact(n) for n in (1, 2, 3, 2**40, 5, 6, 7)]
+    await publish(settings, facts)
+    engine = create_engine(settings.database, "kpi")
+    runner = ProjectionRunner(settings, NumberKeeper(), engine)
+    async with running(runner):
+        await eventually(lambda: _applied(runner, 6))
+        await publish(settings, [fact(8)])  # and the projection goes on
+        await eventually(lambda: _applied(runner, 7))
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT n FROM kept_numbers ORDER BY n"))).scalars().all()
+        settled = await conn.scalar(text("SELECT stream_seq FROM projection_checkpoint"
+                                         " WHERE projection = 'number-keeper'"))
+    await engine.dispose()
+    assert kept == [1, 2, 3, 5, 6, 7, 8]
+    assert settled == 8  # the poison message is settled too, not waited for
