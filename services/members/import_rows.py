@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from gatherly.web import EARLIEST_YEAR, LATEST_YEAR
 from services.members import domain, personal
 from services.members.personal import Profile, ProfileError
 
@@ -237,4 +238,6 @@ def _time(value: Any) -> datetime | None:
     moment = datetime.fromisoformat(str(value))
     if moment.tzinfo is None:
         raise ValueError("joined_at needs a timezone offset (ISO 8601)")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:  # as any request's Moment
+        raise ValueError(f"joined_at must fall between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
     return moment
