@@ -109,6 +109,7 @@ ROLLUPS = (
     Rollup("content_view_months", "views", ("content_id",), "sum(s.count)", grain="month"),
     Rollup("reaction_months", "reaction_facts", ("channel", "kind", "added"), "count(*)",
            grain="month"),
+    Rollup("view_months", "views", ("channel",), "sum(s.count)", grain="month"),
     # Reactions per day alone (queries/content.py: a year's periods read 730 rows, not ~10,000).
     Rollup("reaction_total_days", "reaction_facts", ("added",), "count(*)"),
 )
@@ -118,7 +119,7 @@ TABLES = (*(r.table for r in ROLLUPS), "active_counts", "active_gaps",
           "retention_months", "role_holders")
 # Events and feedback (facts/participants.py, facts/backlog.py).
 TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
-TABLES += ("view_counter_days", "reaction_counter_days")  # facts/counters.py
+TABLES += counters.TABLES
 TABLES += ("content_view_totals", "first_reaction_delays", "reaction_delay_month_groups")
 
 
@@ -158,7 +159,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
                    *changing.backfill(zone).items(),
                    ("retention_months", retention.backfill_sql(zone))]
     statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
-    statements += counters.backfill(zone).items()
+    statements += [*counters.backfill(zone).items(), *counters.backfill(zone, "months").items()]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:
         started = time.perf_counter()
