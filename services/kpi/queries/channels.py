@@ -15,22 +15,23 @@ from services.kpi.queries.zones import IN_WINDOW, whole_months_and_days
 
 MEASURES = ("joins", "views", "reactions", "registrations", "attendances", "feedback")
 
-# Each measure's (channel, n) rows in the window. Joins and reactions read whole months from
-# their monthly rollups and only the days around; platforms' counter snapshots their per-day
-# rollups (facts/counters.py: a channel whose only snapshots count 0 is still ranked, with 0).
+# Each measure's (channel, n) rows in the window. Joins, views, reactions and platforms' counter
+# snapshots read whole months from their monthly rollups and only the days around
+# (facts/counters.py: a channel whose only snapshots count 0 is still ranked, with 0).
 JOINS = whole_months_and_days("channel, n", "member", "kind <> 'left'")
 REACTIONS_ADDED = whole_months_and_days("channel, n", "reaction", "added")
-# Kept per day only; `{also}`: a further condition (the counters' `snapshots > 0`).
+# Kept per day only; `{also}`: a further condition.
 DAILY = "SELECT channel, n FROM {table} WHERE " + IN_WINDOW + "{also}"
 REGISTRATIONS = DAILY.format(table="registration_days", also="")
 ATTENDANCES = DAILY.format(table="attendance_days", also="")
 FEEDBACK = DAILY.format(table="feedback_days", also=" AND kind = 'submitted'")
-COUNTED = " AND snapshots > 0"
+COUNTED = "snapshots > 0"
 SOURCES = {
     "joins": (JOINS,),
-    "views": (DAILY.format(table="view_days", also=""),
-              DAILY.format(table="view_counter_days", also=COUNTED)),
-    "reactions": (REACTIONS_ADDED, DAILY.format(table="reaction_counter_days", also=COUNTED)),
+    "views": (whole_months_and_days("channel, n", "view"),
+              whole_months_and_days("channel, n", "view_counter", COUNTED)),
+    "reactions": (REACTIONS_ADDED, whole_months_and_days("channel, n", "reaction_counter",
+                                                         COUNTED)),
     "registrations": (REGISTRATIONS,),
     "attendances": (ATTENDANCES,),
     "feedback": (FEEDBACK,),

@@ -109,8 +109,9 @@ REACTIONS = (
     " ({views_total}) AS views, "
     + ", ".join(f"s.{c}" for c in SPEED_COLUMNS) + f" FROM ({PERIODS}) p, ({SPLITS}) g, ({SPEED}) s"
 )
-VIEWS_TOTAL = (f"SELECT sum(n) FROM (SELECT n FROM view_days WHERE {IN_WINDOW} UNION ALL"
-               f" SELECT n FROM view_counter_days WHERE {IN_WINDOW}) v")
+# Whole months from the monthly rollups (a year: 12 rows per channel, not ~365).
+VIEWS_TOTAL = (f"SELECT sum(n) FROM ({whole_months_and_days('n', 'view')} UNION ALL"
+               f" {whole_months_and_days('n', 'view_counter')}) v")
 
 
 # Built once each (text() scans a statement for its parameters every time it is built).

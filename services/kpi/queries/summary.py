@@ -39,7 +39,7 @@ from services.kpi.queries.feedback import feedback_totals
 from services.kpi.queries.members import TOTALS, totals_of
 from services.kpi.queries.speed import FIRSTS, as_float
 from services.kpi.queries.window import Window, ratio
-from services.kpi.queries.zones import IN_WINDOW, ZONED, ensure_zone
+from services.kpi.queries.zones import ZONED, ensure_zone, whole_months_and_days
 
 # Connections one summary reads on, one statement each (feedback two: its ranks come from its
 # rollups): members, active members, the first reactions' median and each channel's joins,
@@ -56,23 +56,26 @@ def _per_channel(sources: str) -> str:
             f" (SELECT channel, CAST(sum(n) AS bigint) AS n FROM ({sources}) s GROUP BY 1) g")
 
 
-def _counter(table: str) -> str:
-    """A platforms' counter rollup per channel: every snapshot's count (the totals), and the
-    count that ranks the channel (NULL when none of its days keeps a snapshot: not ranked)."""
-    return ("SELECT channel, sum(n) AS n, sum(n) FILTER (WHERE snapshots > 0) AS ranked"
-            f" FROM {table} WHERE {IN_WINDOW} GROUP BY 1")
+def _counter(rollup: str) -> str:
+    """A platforms' counter rollup per channel (whole months from `<rollup>_months`): every
+    snapshot's count (the totals), and the count that ranks the channel (NULL when none of its
+    days keeps a snapshot: not ranked). A day or month of 0 snapshots counts 0, so the months'
+    sums rank as the days' did."""
+    return ("SELECT channel, sum(n) AS n, sum(n) FILTER (WHERE snapshots > 0) AS ranked FROM ("
+            + whole_months_and_days("channel, n, snapshots", rollup) + ") s GROUP BY 1")
 
 
-# View days are read once, for the views and the ranking alike.
+# Views are read once, for the views and the ranking alike: whole months from `view_months`.
 HEADLINE = (
-    f"WITH v AS (SELECT channel, sum(n) AS n FROM view_days WHERE {IN_WINDOW} GROUP BY 1)"
+    "WITH v AS (SELECT channel, sum(n) AS n FROM ("
+    + whole_months_and_days("channel, n", "view") + ") d GROUP BY 1)"
     f" SELECT m.*, ({ACTIVE}) AS active,"
     " (SELECT CAST(coalesce(sum(n), 0) AS bigint) FROM v) AS viewed, f.f50, c.*"
     f" FROM ({TOTALS}) m, ({FIRSTS}) f, ("
     + _per_channel(f"{JOINS} UNION ALL SELECT channel, n FROM v UNION ALL {FEEDBACK}") + ") c"
 )
 CONTENT_AND_EVENTS = (
-    f"WITH vc AS ({_counter('view_counter_days')}), rc AS ({_counter('reaction_counter_days')}),"
+    f"WITH vc AS ({_counter('view_counter')}), rc AS ({_counter('reaction_counter')}),"
     f" ra AS (SELECT channel, sum(n) AS n FROM ({REACTIONS_ADDED}) a GROUP BY 1)"
     " SELECT (SELECT sum(n) FROM vc) AS counted_views, (SELECT sum(n) FROM ra) AS added,"
     f" (SELECT sum(n) FROM rc) AS counted, e.*, c.* FROM ({events.TOTALS}) e, ("
