@@ -59,6 +59,15 @@ async def write_members(
     await engine.dispose()
 
 
+async def restream(settings: Settings, envelopes: list[Envelope]) -> None:
+    """The stream emptied, then `envelopes` published on it again in this order."""
+    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="reorder")
+    await bus.delete_stream()
+    await bus.ensure_stream(duplicate_window=60)
+    await bus.close()
+    await publish(settings, envelopes)
+
+
 async def _published(relay: Relay, count: int) -> bool:
     return relay.published >= count
 
@@ -235,11 +244,7 @@ async def test_a_message_waiting_for_redelivery_is_never_acknowledged_away(
     """One cumulative ack settles a batch; a deferred message after it must still come back."""
     await write_members(settings, joins=2, leaves=1)
     first_join, second_join, leave = await stream_envelopes(settings)
-    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="reorder")
-    await bus.delete_stream()
-    await bus.ensure_stream(duplicate_window=60)
-    await bus.close()
-    await publish(settings, [leave, first_join, second_join])  # the leave first: deferred
+    await restream(settings, [leave, first_join, second_join])  # the leave first: deferred
     reordered = settings.model_copy(update={"projection_batch_size": 1})
     engine = create_engine(reordered.database, "kpi")
     runner = ProjectionRunner(reordered, KpiProjection(), engine)
@@ -258,11 +263,7 @@ async def test_messages_waiting_for_their_predecessors_never_stall_the_consumer(
     four (four batches), the joins would never come and the leaves would wait forever."""
     await write_members(settings, joins=5, leaves=5)
     envelopes = await stream_envelopes(settings)
-    bus = await Bus.connect(settings.nats, stream=settings.stream_name, name="reorder")
-    await bus.delete_stream()
-    await bus.ensure_stream(duplicate_window=60)
-    await bus.close()
-    await publish(settings, envelopes[5:] + envelopes[:5])  # every leave before every join
+    await restream(settings, envelopes[5:] + envelopes[:5])  # every leave before every join
     one_a_batch = settings.model_copy(update={"projection_batch_size": 1})
     engine = create_engine(one_a_batch.database, "kpi")
     runner = ProjectionRunner(one_a_batch, KpiProjection(), engine)
