@@ -19,8 +19,8 @@ ENV PATH=/opt/gatherly/bin:$PATH \
 WORKDIR /app
 USER gatherly
 # The apps' default ports (members 7481, kpi 7482, edge 7483, events 7484, engagement 7485,
-# webhooks 7486, inbound 7487), the relays' metrics (7490-7493), the projectors' (7495-7497)
-# and the webhook sender's (7499).
-EXPOSE 7481 7482 7483 7484 7485 7486 7487 7490 7491 7492 7493 7495 7496 7497 7499
+# webhooks 7486, inbound 7487), the relays' metrics (7490-7493), the projectors' (7495-7497),
+# the webhook sender's (7499) and, run as the NATS exporter, its metrics (7479).
+EXPOSE 7479 7481 7482 7483 7484 7485 7486 7487 7490 7491 7492 7493 7495 7496 7497 7499
 ENTRYPOINT ["gatherly"]
 CMD ["--help"]
