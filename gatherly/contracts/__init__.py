@@ -22,6 +22,11 @@ class ContractViolation(ValueError):
     """Event data that does not match its type's published schema."""
 
 
+# The one fact every consumer must act on, whatever service it is in (DESIGN §9): forget the
+# member. Named once here; the other types are named by the services that read them.
+MEMBER_ERASED = "gatherly.member.erased"
+
+
 @cache
 def schemas() -> dict[str, dict[str, Any]]:
     folder = resources.files(__package__).joinpath("schemas")

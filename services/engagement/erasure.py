@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gatherly.contracts import MEMBER_ERASED
 from gatherly.envelope import Envelope
 
-ERASED = "gatherly.member.erased"
+ERASED = MEMBER_ERASED
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from gatherly.contracts import MEMBER_ERASED
 from gatherly.envelope import DomainEvent, Envelope
 
 JOINED = "gatherly.member.joined"
@@ -20,7 +21,7 @@ LEFT = "gatherly.member.left"
 ROLE_ASSIGNED = "gatherly.member.role_assigned"
 ROLE_REMOVED = "gatherly.member.role_removed"
 PROFILE_UPDATED = "gatherly.member.profile_updated"
-ERASED = "gatherly.member.erased"
+ERASED = MEMBER_ERASED
 
 # What an erased member's events keep of their data, in the log and in the history: the facts
 # the catalogue calls non-personal. An allow-list, so a field a later contract version adds (or

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gatherly.contracts import MEMBER_ERASED
 from gatherly.envelope import Envelope
 from services.webhooks.domain import message_id, takes
 
@@ -35,7 +36,7 @@ _INSERT = text(
 )
 
 
-ERASED = "gatherly.member.erased"
+ERASED = MEMBER_ERASED
 # An erased member's words in the bodies partners were sent (the catalogue's free text, and the
 # partner reference a join carries): the delivery log keeps the facts without them. Bodies are
 # read as JSON only for the few event types that can hold such words.

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Dialect, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gatherly.contracts import MEMBER_ERASED
 from gatherly.db import driver_in_transaction
 from gatherly.envelope import Envelope
 
@@ -66,7 +67,7 @@ ACTOR_FIELD: dict[str, str | None] = {
     "gatherly.thanks.sent": "by_member",
 }
 
-ERASED = "gatherly.member.erased"
+ERASED = MEMBER_ERASED
 
 
 def parse_time(value: str) -> datetime:
