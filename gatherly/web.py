@@ -37,13 +37,14 @@ EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 MAX_COUNT = 10**12
 
 
-def _storable(moment: datetime) -> datetime:
+def storable(moment: datetime) -> datetime:
+    """`moment`, or ValueError when it is outside the years a Moment takes."""
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         raise ValueError(f"a moment between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
     return moment
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_storable)]
+Moment = Annotated[AwareDatetime, AfterValidator(storable)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 

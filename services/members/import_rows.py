@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from gatherly.web import EARLIEST_YEAR, LATEST_YEAR
+from gatherly.web import storable
 from services.members import domain, personal
 from services.members.personal import Profile, ProfileError
 
@@ -238,6 +238,4 @@ def _time(value: Any) -> datetime | None:
     moment = datetime.fromisoformat(str(value))
     if moment.tzinfo is None:
         raise ValueError("joined_at needs a timezone offset (ISO 8601)")
-    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:  # as any request's Moment
-        raise ValueError(f"joined_at must fall between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return moment
+    return storable(moment)  # the years any request's Moment takes
