@@ -61,9 +61,6 @@ def service_urls(settings: Settings) -> dict[str, str]:
             f"GATHERLY_{app.upper()}_URL": f"http://{host}:{getattr(settings, port_field)}"
             for app, (_, port_field) in APPS.items()
         },
-        # A backstop above the services' own limit, so a client normally gets their 413 as
-        # problem+json; Traefik's own 413 is plain text.
-        "GATHERLY_GATEWAY_MAX_BODY_BYTES": str(settings.max_body_bytes * 4),
         # A JSON list is a YAML flow sequence: dynamic.yml pastes it as it is.
         "GATHERLY_CORS_ORIGINS": json.dumps(settings.cors_origins),
     }

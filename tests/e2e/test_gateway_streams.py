@@ -1,12 +1,12 @@
-"""Through Traefik, the two endpoints that stream: a member import larger than the gateway's body
-limit for ordinary requests reaches the members service (which streams it under its own, larger
-limit), and the KPI live stream's events reach the client as they are sent, not when the stream
-ends."""
+"""Through Traefik, bodies stream both ways and each service bounds them: a member import of a few
+MB reaches the members service (which streams it under its own, larger limit), any other body over
+a service's limit gets that service's 413 problem, and the KPI live stream's events reach the
+client as they are sent, not when the stream ends."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -15,7 +15,7 @@ from bench.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
 
-ROWS = 60_000  # ~4.5 MB of CSV, above the 4 MB the gateway buffers for any other request
+ROWS = 60_000  # ~4.5 MB of CSV, above the 4 MB the gateway once buffered for every request
 IMPORT_LIMIT = 6_000_000  # the members service's own, for this module's system
 
 
@@ -32,7 +32,7 @@ def _csv(rows: int) -> bytes:
     return ("channel,external_ref,display_name,email\n" + "".join(lines)).encode()
 
 
-async def test_an_import_above_the_gateways_body_limit_reaches_the_members_service(
+async def test_an_import_of_a_few_megabytes_reaches_the_members_service(
     system: RunningSystem,
 ) -> None:
     upload = _csv(ROWS)
@@ -59,6 +59,30 @@ async def test_an_import_above_the_members_services_own_limit_is_refused_as_a_pr
                                    headers={"Content-Type": "text/csv"})
     assert answer.status_code == 413
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_over_a_services_limit_gets_that_services_problem(
+    system: RunningSystem, declared: bool
+) -> None:
+    """The engagement service's own 413, naming its limit, whether the size is declared or not;
+    the gateway no longer holds the body, nor answers its own plain 413 above 4 MB."""
+    body = b'{"items": [' + b",".join([b'{"kind": "view"}'] * 300_000) + b"]}"
+    assert len(body) > 4_000_000
+    content = body if declared else _chunks(body)
+    async with httpx.AsyncClient(base_url=system.gateway, headers=system.headers,
+                                 timeout=60) as client:
+        answer = await client.post("/v1/communities/gw-limit/engagement/batch",
+                                   content=content,
+                                   headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["detail"] == "the request body exceeds 1000000 bytes"
+
+
+async def _chunks(body: bytes, size: int = 65_536) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
 
 
 async def test_the_kpi_stream_sends_its_first_event_through_the_gateway_while_open(
