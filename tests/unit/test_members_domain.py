@@ -133,3 +133,15 @@ def test_with_the_communitys_channels_known_only_those_custom_channels_are_accep
     with pytest.raises(domain.DomainError) as refused:
         domain.join("m1", channel="other-club", joined_at=T0, custom_channels=custom)
     assert refused.value.rule == "channel" and "alumni-chat" in str(refused.value)
+
+
+def test_a_leave_cannot_predate_the_rejoin_it_ends() -> None:
+    """QA finding (fails on f581aa7): join, leave, rejoin, then a leave dated between the first
+    leave and the rejoin was accepted, and the KPI's member total for that month went to -1."""
+    member = joined_member()
+    [left] = domain.leave(member, left_at=T0 + timedelta(days=10))
+    member = domain.evolve(member, stored("m1", [left], start=2)[0])
+    [back] = domain.rejoin(member, channel="vk", rejoined_at=T0 + timedelta(days=60))
+    member = domain.evolve(member, stored("m1", [back], start=3)[0])
+    with pytest.raises(domain.DomainError):
+        domain.leave(member, left_at=T0 + timedelta(days=30))
