@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pydantic_core
@@ -136,6 +136,15 @@ def new_event_ids(count: int) -> list[str]:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# Clocks of partner platforms drift; a fact dated a little ahead of ours is still believable.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def in_the_future(moment: datetime, now: datetime) -> bool:
+    """Facts are things that happened: an import may date them in the past, never ahead."""
+    return moment > now + CLOCK_SKEW
 
 
 @dataclass(frozen=True, slots=True)

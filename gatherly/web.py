@@ -212,6 +212,17 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return value
 
 
+def cursor_position(cursor: str | None, key: str = "after", default: int = 0) -> int:
+    """The row position a list cursor holds under `key`. A cursor of the right shape around any
+    other value (text, null, a bool, past a bigint) was never issued: 400, not a failed query."""
+    if not cursor:
+        return default
+    value = decode_cursor(cursor).get(key, default)
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
+    return value
+
+
 def install_service_basics(
     app: FastAPI,
     settings: Settings,

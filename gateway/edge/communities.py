@@ -15,7 +15,7 @@ from gatherly.web import (
     Community,
     CommunityPath,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
     parse_if_match,
     require_scope,
@@ -50,7 +50,7 @@ class CommunityCreate(BaseModel):
     custom_channels: list[Annotated[str, Field(pattern=CHANNEL)]] = Field(
         default_factory=list, max_length=50
     )
-    feedback_sla_hours: int = Field(default=48, ge=1, le=24 * 90)
+    feedback_sla_hours: int = Field(default=24, ge=1, le=24 * 90)
 
     @field_validator("time_zone")
     @classmethod
@@ -144,7 +144,7 @@ async def list_communities(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> CommunityPage:
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     async with request.app.state.engine.connect() as conn:
         rows = await store.page_communities(conn, after, limit + 1)
     more = len(rows) > limit

@@ -14,7 +14,7 @@ from gatherly.web import (
     CommunityPath,
     Moment,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
     require_scope,
 )
@@ -118,7 +118,7 @@ async def list_keys(
     cursor: str | None = None,
 ) -> KeyPage:
     await existing_community(request, community)
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     async with request.app.state.engine.connect() as conn:
         rows = await store.page_keys(conn, community, after, limit + 1)
     more = len(rows) > limit

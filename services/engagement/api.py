@@ -15,7 +15,7 @@ from gatherly.web import (
     Community,
     CommunityPath,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
     parse_if_match,
 )
@@ -108,7 +108,7 @@ async def list_content(
     status: Literal["active", "archived", "all"] = "active",
     channel: str | None = None, kind: str | None = None,
 ) -> ContentPage:
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     archived = {"active": False, "archived": True, "all": None}[status]
     async with request.app.state.engine.connect() as conn:
         items, next_after = await views.content_page(

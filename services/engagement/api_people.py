@@ -13,6 +13,7 @@ from gatherly.web import (
     Community,
     CommunityPath,
     Problem,
+    cursor_position,
     decode_cursor,
     encode_cursor,
     parse_if_match,
@@ -166,7 +167,7 @@ async def _records(
     request: Request, table: str, community: str, limit: int, cursor: str | None,
     member_id: uuid.UUID | None,
 ) -> RecordPage:
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     async with request.app.state.engine.connect() as conn:
         items, next_after = await people_views.page_of(
             conn, table, community, after=after, limit=limit, member_id=optional_id(member_id))

@@ -11,7 +11,9 @@ import functools
 import hashlib
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from gatherly.envelope import in_the_future
 
 BUILT_IN_CHANNELS = frozenset(
     {"telegram", "vk", "facebook", "email", "youtube", "website", "offline", "online_event",
@@ -20,8 +22,6 @@ BUILT_IN_CHANNELS = frozenset(
 BUILT_IN_REACTIONS = frozenset({"like", "love", "comment", "share", "repost"})
 CONTENT_KINDS = ("post", "video", "article", "newsletter", "story", "other")
 SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
-# Clocks of partner platforms drift; a fact dated a little ahead of ours is still believable.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 class DomainError(Exception):
@@ -65,7 +65,7 @@ def require_reaction_kind(kind: str) -> str:
 
 def require_not_future(moment: datetime, now: datetime, *, field: str) -> datetime:
     """Facts are things that happened: an import may date them in the past, never ahead."""
-    if moment > now + CLOCK_SKEW:
+    if in_the_future(moment, now):
         raise DomainError(f"{field} is in the future", field=field)
     return moment
 

@@ -15,6 +15,7 @@ from gatherly.web import (
     Community,
     CommunityPath,
     Problem,
+    cursor_position,
     decode_cursor,
     encode_cursor,
     parse_if_match,
@@ -223,7 +224,7 @@ async def list_seats(
     community_id: CommunityPath, event_id: uuid.UUID, kind: SeatKind, community: Community,
     db: Engine, limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None,
 ) -> SeatPage:
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     async with db.connect() as conn:
         if await listings.event(conn, community, str(event_id)) is None:
             raise Problem(404, "Not Found", f"no event {event_id}")

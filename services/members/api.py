@@ -16,7 +16,7 @@ from gatherly.web import (
     Moment,
     Problem,
     community_scope,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
     parse_if_match,
 )
@@ -252,7 +252,7 @@ async def list_members(
                                    description="name or e-mail prefix, any case")] = None,
 ) -> MemberPage:
     """Search members in a stable order; `total` counts the matches on the first page."""
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     where = MemberFilter(
         status=MemberStatus(status) if status else None, role=role, channel=channel, tag=tag,
         joined_from=joined_from, joined_to=joined_to, prefix=q,

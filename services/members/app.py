@@ -22,7 +22,7 @@ from services.members.personal import ProfileError
 SCHEMA = "members"
 IMPORT_PATH_SUFFIX = "/members/import"
 # Domain rules that are about one request field: their problems name it as `field` too.
-FIELD_RULES = frozenset({"channel", "invited_by", "left_at", "rejoined_at"})
+FIELD_RULES = frozenset({"channel", "invited_by", "joined_at", "left_at", "rejoined_at"})
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from gatherly.contracts import MEMBER_ERASED
-from gatherly.envelope import DomainEvent, Envelope
+from gatherly.envelope import DomainEvent, Envelope, in_the_future
 
 JOINED = "gatherly.member.joined"
 REJOINED = "gatherly.member.rejoined"
@@ -75,6 +75,8 @@ class Member:
     left_at: datetime | None = None
     roles: frozenset[str] = frozenset()
     version: int = 0
+    # The latest join or rejoin: a leave ends that membership, so it cannot come before it.
+    active_since: datetime | None = None
 
 
 def valid_channel(channel: str, custom: frozenset[str] | None = None) -> bool:
@@ -125,8 +127,9 @@ def leave(member: Member, *, left_at: datetime, reason: str | None = None) -> li
     _check_not_erased(member)
     if member.status is MemberStatus.LEFT:
         raise DomainError("the member has already left", rule="status")
-    if left_at < member.joined_at:
-        raise DomainError("a member cannot leave before joining", rule="left_at")
+    if left_at < (member.active_since or member.joined_at):
+        came = "rejoining" if member.active_since not in (None, member.joined_at) else "joining"
+        raise DomainError(f"a member cannot leave before {came}", rule="left_at")
     data: dict[str, object] = {"left_at": left_at.isoformat()}
     if reason:
         data["reason"] = reason
@@ -145,6 +148,12 @@ def rejoin(
         raise DomainError("a member cannot rejoin before leaving", rule="rejoined_at")
     data = {"channel": channel, "rejoined_at": rejoined_at.isoformat()}
     return [DomainEvent(REJOINED, data, rejoined_at)]
+
+
+def check_happened(moment: datetime, now: datetime, *, rule: str) -> None:
+    """A join, leave or rejoin is a fact: dated now or earlier, never ahead of the clocks."""
+    if in_the_future(moment, now):
+        raise DomainError(f"{rule} is in the future", rule=rule)
 
 
 def _check_role(role: str) -> None:
@@ -192,6 +201,7 @@ def evolve(state: Member | None, event: Envelope) -> Member:
             channel=str(event.data["channel"]),
             status=MemberStatus.ACTIVE,
             joined_at=event.time,
+            active_since=event.time,
             invited_by=event.data.get("invited_by"),
             external_ref_hash=event.data.get("external_ref"),
             version=event.sequence,
@@ -202,7 +212,7 @@ def evolve(state: Member | None, event: Envelope) -> Member:
     if event.type == LEFT:
         return replace(state, status=MemberStatus.LEFT, left_at=event.time)
     if event.type == REJOINED:
-        return replace(state, status=MemberStatus.ACTIVE, left_at=None)
+        return replace(state, status=MemberStatus.ACTIVE, left_at=None, active_since=event.time)
     if event.type == ROLE_ASSIGNED:
         return replace(state, roles=state.roles | {event.data["role"]})
     if event.type == ROLE_REMOVED:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gatherly.envelope import DomainEvent, Envelope
+from gatherly.envelope import DomainEvent, Envelope, utc_now
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from gatherly.web import VersionMismatch
@@ -114,6 +114,7 @@ class MemberHandlers:
         # Before the reference lookup: a channel the community does not have is refused even
         # when the reference is known.
         domain.check_channel(command.channel, command.custom_channels)
+        domain.check_happened(command.joined_at, utc_now(), rule="joined_at")
         changes = personal.profile_changes(
             command.profile, lambda c: domain.valid_channel(c, command.custom_channels)
         )
@@ -162,12 +163,14 @@ class MemberHandlers:
         ]
 
     async def leave(self, command: LeaveMember) -> MemberView:
+        domain.check_happened(command.left_at, utc_now(), rule="left_at")
         return await self._change(
             command.community_id, command.member_id, command.expected_version,
             lambda m: domain.leave(m, left_at=command.left_at, reason=command.reason),
         )
 
     async def rejoin(self, command: RejoinMember) -> MemberView:
+        domain.check_happened(command.rejoined_at, utc_now(), rule="rejoined_at")
         return await self._change(
             command.community_id, command.member_id, command.expected_version,
             lambda m: domain.rejoin(m, channel=command.channel, rejoined_at=command.rejoined_at,
@@ -194,6 +197,7 @@ class MemberHandlers:
             )
             if changed:
                 await views.save_profile(conn, member, profile, view.external_ref)
+                await views.save(conn, member)  # the version a read's ETag gives
         return MemberView(member, profile, view.external_ref)
 
     async def erase(self, command: EraseMember) -> MemberView:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from gatherly.web import (
     CommunityPath,
     community_scope,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
     parse_if_match,
     require_scope,
@@ -83,7 +83,7 @@ async def list_subscriptions(
     community_id: CommunityPath, community: Community, webhooks: Handlers,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
 ) -> SubscriptionPage:
-    after = int(decode_cursor(cursor).get("after", 0)) if cursor else 0
+    after = cursor_position(cursor)
     async with webhooks.engine.connect() as conn:
         found = await views.page(conn, community, after, limit)
     more = encode_cursor({"after": found[-1].listed}) if len(found) == limit else None
@@ -146,7 +146,7 @@ async def delivery_log(
     status: Literal["pending", "delivered", "failed"] | None = None,
 ) -> DeliveryPage:
     """Messages sent or to send to this endpoint, newest first."""
-    before = int(decode_cursor(cursor).get("before", 0)) if cursor else None
+    before = cursor_position(cursor, "before") if cursor else None
     async with webhooks.engine.connect() as conn:
         if await views.get(conn, community, str(subscription_id)) is None:
             raise SubscriptionNotFound(str(subscription_id))

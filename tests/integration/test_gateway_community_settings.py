@@ -63,3 +63,15 @@ async def test_a_changed_zone_reaches_the_headers_within_the_refresh(gateway: Ga
         await asyncio.sleep(0.1)
     assert (answer.headers[ZONE], answer.headers[SLA], answer.headers[CHANNELS]) == (
         "Asia/Tokyo", "48", "")
+
+
+async def test_a_community_created_without_an_sla_answers_feedback_within_24_hours(
+    gateway: Gateway,
+) -> None:
+    """Issue #6: the share answered within the community's SLA, 24 h by default."""
+    created = await gateway.call("POST", "/v1/communities", OPERATOR_KEY,
+                                 {"name": "Plain", "slug": "plain"})
+    assert created.status_code == 201, created.text
+    assert created.json()["feedback_sla_hours"] == 24
+    answer = await auth(gateway, OPERATOR_KEY, f"/v1/communities/{created.json()['id']}/kpis")
+    assert answer.headers[SLA] == "24"

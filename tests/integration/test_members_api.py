@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -157,3 +159,53 @@ async def test_an_unknown_member_or_a_bad_cursor_is_a_4xx_problem(
     bad_cursor = await client.get(BASE, params={"cursor": "%%%"})
     assert bad_cursor.status_code == 400
     assert bad_cursor.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_read_after_a_profile_update_gives_the_etag_the_next_update_needs(
+    client: httpx.AsyncClient,
+) -> None:
+    """GET → PATCH → GET → PATCH is how a frontend edits a profile twice; the second GET must
+    give the ETag the PATCH answered, or every later PATCH with it is a 412."""
+    member = (await client.post(BASE, json={"channel": "vk", "city": "Riga"})).json()
+    url = f"{BASE}/{member['id']}"
+    patched = await client.patch(url, json={"city": "Oslo"}, headers={"If-Match": '"1"'})
+    assert patched.status_code == 200 and patched.headers["etag"] == '"2"'
+    read = await client.get(url)
+    assert read.json()["city"] == "Oslo"
+    assert read.headers["etag"] == patched.headers["etag"]
+    assert read.json()["version"] == 2
+    again = await client.patch(
+        url, json={"city": "Kyiv"}, headers={"If-Match": read.headers["etag"]}
+    )
+    assert again.status_code == 200, again.text
+
+
+@pytest.mark.parametrize(
+    "payload", [b'{"after": 9223372036854775808}', b'{"after": "x"}', b'{"after": null}']
+)
+async def test_a_cursor_of_the_right_shape_but_a_foreign_value_is_a_400_problem(
+    client: httpx.AsyncClient, payload: bytes
+) -> None:
+    cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    response = await client.get(BASE, params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+
+async def test_a_join_leave_or_rejoin_dated_in_the_future_is_a_problem_and_writes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """A rejoin dated 2099 had been taken, and the KPI counted the member back from then on."""
+    future = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    joined = await client.post(BASE, json={"channel": "vk", "joined_at": future})
+    assert joined.status_code == 422 and joined.json()["rule"] == "joined_at"
+    member = (await client.post(BASE, json={"channel": "vk"})).json()
+    url = f"{BASE}/{member['id']}"
+    left = await client.post(f"{url}/leave", json={"left_at": future})
+    assert left.status_code == 422 and left.json()["rule"] == "left_at"
+    assert (await client.post(f"{url}/leave")).status_code == 200
+    back = await client.post(f"{url}/rejoin", json={"channel": "vk", "rejoined_at": future})
+    assert back.status_code == 422 and back.json()["rule"] == "rejoined_at"
+    read = (await client.get(url)).json()
+    assert (read["status"], read["version"]) == ("left", 2)

@@ -145,3 +145,11 @@ def test_a_leave_cannot_predate_the_rejoin_it_ends() -> None:
     member = domain.evolve(member, stored("m1", [back], start=3)[0])
     with pytest.raises(domain.DomainError):
         domain.leave(member, left_at=T0 + timedelta(days=30))
+
+
+def test_a_join_leave_or_rejoin_dated_ahead_of_the_clocks_is_refused() -> None:
+    now = T0 + timedelta(days=1)
+    domain.check_happened(now + timedelta(minutes=4), now, rule="left_at")
+    with pytest.raises(domain.DomainError) as refused:
+        domain.check_happened(now + timedelta(days=365), now, rule="rejoined_at")
+    assert refused.value.rule == "rejoined_at" and "future" in str(refused.value)
