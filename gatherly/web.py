@@ -182,11 +182,16 @@ Community = Annotated[str, Depends(community_scope)]
 
 
 def parse_if_match(if_match: str | None) -> int | None:
-    """The aggregate version an `If-Match` names (our ETags are versions), or None if absent."""
-    if if_match is None:
+    """The aggregate version an `If-Match` names (our ETags are versions), or None when there is
+    none to check: absent, or `*` (any version of a resource that exists). If-Match compares
+    strongly (RFC 9110 §13.1.1), so a weak ETag never matches: 412."""
+    if if_match is None or if_match.strip() == "*":
         return None
+    if if_match.strip().startswith("W/"):
+        raise Problem(412, "Precondition Failed",
+                      "If-Match compares strong ETags; a weak one never matches")
     try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
+        return int(if_match.strip().strip('"'))
     except ValueError as error:
         raise Problem(400, "Bad If-Match", "If-Match must be an ETag this API issued") from error
 

@@ -165,13 +165,13 @@ async def update_profile(
     if_match: IfMatch = None,
 ) -> MemberPublic:
     """Change profile fields; `If-Match` with the member's ETag is required."""
-    expected = parse_if_match(if_match)
-    if expected is None:
+    if if_match is None:
         raise Problem(428, "Precondition Required",
                       "If-Match: send the member's ETag to update the profile")
     command = UpdateProfile(
         community_id=community, member_id=str(member_id),
-        changes=body.model_dump(exclude_unset=True), at=utc_now(), expected_version=expected,
+        changes=body.model_dump(exclude_unset=True), at=utc_now(),
+        expected_version=parse_if_match(if_match),
         custom_channels=custom_channels,
     )
     return answer(await members.update_profile(command), response)

@@ -65,7 +65,7 @@ class UpdateProfile:
     member_id: str
     changes: Mapping[str, Any]
     at: datetime
-    expected_version: int
+    expected_version: int | None  # None: `If-Match: *`, whatever the version
     custom_channels: frozenset[str] | None = None  # handles are keyed by channel
 
 
@@ -189,7 +189,7 @@ class MemberHandlers:
             command.changes, lambda c: domain.valid_channel(c, command.custom_channels))
         async with self.engine.begin() as conn:
             view = await self._load(conn, command.community_id, command.member_id)
-            if command.expected_version != view.member.version:
+            if command.expected_version not in (None, view.member.version):
                 raise VersionMismatch(view.member.version)
             profile, changed = personal.apply_changes(view.profile or Profile(), changes)
             member = await self._append(

@@ -209,3 +209,19 @@ async def test_a_join_leave_or_rejoin_dated_in_the_future_is_a_problem_and_write
     assert back.status_code == 422 and back.json()["rule"] == "rejoined_at"
     read = (await client.get(url)).json()
     assert (read["status"], read["version"]) == ("left", 2)
+
+
+async def test_if_match_star_updates_any_version_and_a_weak_etag_never_matches(
+    client: httpx.AsyncClient,
+) -> None:
+    """RFC 9110 §13.1.1: `*` matches a resource that exists; If-Match compares strongly."""
+    member = (await client.post(BASE, json={"channel": "vk"})).json()
+    url = f"{BASE}/{member['id']}"
+    weak = await client.patch(url, json={"city": "Oslo"}, headers={"If-Match": 'W/"1"'})
+    assert weak.status_code == 412
+    assert weak.headers["content-type"] == "application/problem+json"
+    star = await client.patch(url, json={"city": "Oslo"}, headers={"If-Match": "*"})
+    assert star.status_code == 200 and star.headers["etag"] == '"2"'
+    absent = await client.patch(url, json={"city": "Riga"})
+    assert absent.status_code == 428
+    assert (await client.get(url)).json()["city"] == "Oslo"
