@@ -128,6 +128,13 @@ Question = Callable[[AsyncConnection, str, Window], Awaitable[Any]]
 
 
 def frame(community: str, w: Window, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer with its window; each period says whether the window cuts it (`partial`): a
+    window of two days in October answers one month labelled October 1st, with two days in it."""
+    periods = body.get("periods") or []
+    for period in periods:
+        period["partial"] = False
+    for period in periods[:1] + periods[-1:]:
+        period["partial"] = w.cuts(date.fromisoformat(period["start"]))
     return {"community_id": community, "from": w.first.isoformat(), "to": w.last.isoformat(),
             "granularity": w.granularity, "tz": w.tz, **body}
 

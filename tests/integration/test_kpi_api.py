@@ -295,3 +295,27 @@ async def test_a_question_asked_first_in_a_zone_registers_it_and_reads_its_rollu
     again = await client.get(f"/v1/communities/c1/kpis/{path}",
                              params={**RANGE, "tz": "Asia/Kolkata"})
     assert again.json() == first.json()
+
+
+async def test_a_period_the_window_cuts_says_it_is_partial(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """A two-day window at month granularity answers one period labelled March 1st: it must say
+    that it holds only the window's part of March, not the month."""
+    facts = scenario("c9").facts
+    await publish(settings, facts)
+    await project(settings, len(facts))
+    path, headers = "/v1/communities/c9/kpis", {"X-Gatherly-Community": "c9"}
+
+    async def partial(name: str, window: dict[str, str]) -> list[tuple[str, bool]]:
+        answer = await client.get(f"{path}/{name}", params=window, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [(p["start"], p["partial"]) for p in answer.json()["periods"]]
+
+    two_days = {"from": "2025-03-10", "to": "2025-03-11", "granularity": "month"}
+    for name in ("members", "views", "reactions", "events", "feedback", "active"):
+        assert await partial(name, two_days) == [("2025-03-01", True)], name
+    assert await partial("members", {**RANGE, "granularity": "month"}) == [("2025-03-01", False)]
+    weeks = await partial("members", {**RANGE, "granularity": "week"})
+    assert weeks[0] == ("2025-02-24", True) and weeks[-1] == ("2025-03-31", True)
+    assert not any(cut for _, cut in weeks[1:-1])

@@ -65,6 +65,11 @@ class Window:
         """The period starts (a list of its own: a caller may change it)."""
         return list(_starts(self.first, self.last, self.granularity))
 
+    def cuts(self, start: date) -> bool:
+        """Whether the window starts or ends inside the period that starts at `start`: its
+        numbers are then those of the window's part of it."""
+        return start < self.first or advance(start, self.granularity) - ONE_DAY > self.last
+
     def params(self) -> dict[str, object]:
         """Also the months a monthly rollup is read for: [m1, m2) the window holds whole, and
         m0, the month `first` falls in (what is before it opens the window)."""
