@@ -164,3 +164,13 @@ def test_the_nats_exporter_reads_the_monitoring_port_nats_opens() -> None:
     assert (url.hostname, url.port) == ("nats", int(monitor.group(1)))
     assert f"127.0.0.1:{args.port}/metrics" in " ".join(EXPORTER["healthcheck"]["test"])
     assert EXPORTER["depends_on"]["nats"]["condition"] == "service_healthy"
+
+
+def test_the_deployed_nats_stores_a_relay_batch_with_one_fsync() -> None:
+    """JetStream atomic batches (ADR 0002) need NATS >= 2.12; an older server makes the relay
+    publish one message, and one fsync, at a time."""
+    k8s = (ROOT / "deploy/k8s/nats.yaml").read_text()
+    for image in (SERVICES["nats"]["image"], *re.findall(r"image: (nats:\S+)", k8s)):
+        version = re.match(r"nats:(\d+)\.(\d+)", image)
+        assert version is not None, image
+        assert tuple(map(int, version.groups())) >= (2, 12), image
