@@ -230,3 +230,16 @@ async def test_a_failed_chunk_stops_the_import_and_a_second_run_completes_it(
     assert sorted(await listed_refs(importer.engine, "c1")) == sorted(refs)
     async with importer.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM events")) == len(refs)
+
+
+@pytest.mark.parametrize("tail", [b'vk,"unclosed\n', b"vk,caf\xe9\n"])
+async def test_an_upload_unreadable_near_its_end_writes_none_of_its_rows(
+    client: httpx.AsyncClient, tail: bytes
+) -> None:
+    """QA finding (fails on f581aa7): 5,000 good rows then an unclosed quote (or a byte that is
+    not UTF-8) answered 422 "Unreadable import" with 4,000 members already created; the caller
+    sees a 4xx, fixes the file, uploads again, and every row without a reference is doubled."""
+    rows = b"".join(b"vk,Person %d\n" % i for i in range(5_000))
+    response = await upload(client, b"channel,display_name\n" + rows + tail, CSV)
+    assert response.status_code == 422, response.text
+    assert await event_count(client) == 0
