@@ -134,7 +134,10 @@ class RowReader:
         try:
             text = self._decoder.decode(data, final=final)
         except UnicodeDecodeError as error:
-            raise UnreadableImport(f"the body is not UTF-8 near line {self._line + 1}") from error
+            # The lines counted so far end before this piece: the bad byte's line also counts
+            # the piece's newlines before it (a newline byte is never part of a UTF-8 sequence).
+            bad = self._line + 1 + error.object[:error.start].count(b"\n")
+            raise UnreadableImport(f"the body is not UTF-8 on line {bad}") from error
         lines = (self._pending + text).split("\n")
         self._pending = "" if final else lines.pop()
         if len(self._pending) > MAX_LINE:

@@ -56,6 +56,16 @@ def test_an_unknown_csv_column_refuses_the_whole_upload() -> None:
         RowReader(ImportFormat.CSV).feed(b"channel,phone\nvk,1\n")
 
 
+@pytest.mark.parametrize("size", [7, 4096, 64 * 1024])
+def test_a_byte_that_is_not_utf8_is_reported_on_its_own_line(size: int) -> None:
+    """QA: a bad byte on line 20,002, read in 64 KiB pieces, was reported "near line 10792" (the
+    lines of the pieces before, not of the piece that held it)."""
+    rows = b"".join(b"vk,Person %d\n" % i for i in range(20_000))
+    data = b"channel,display_name\n" + rows + b"vk,caf\xe9\nvk,after\n"
+    with pytest.raises(UnreadableImport, match=r"not UTF-8 on line 20002$"):
+        read_in_pieces(data, ImportFormat.CSV, size)
+
+
 def test_ndjson_lines_that_are_not_objects_are_rejected_rows() -> None:
     data = b'{"channel": "vk"}\n\n[1]\n{oops\n{"channel": "email"}'
     rows = read_in_pieces(data, ImportFormat.NDJSON, 5)
