@@ -1,9 +1,9 @@
 """Bulk import rows per second through the members importer, vs raw asyncpg COPY of the same rows.
 
 The importer path is what `POST …/members/import` and `gatherly import-members` run: CSV parsed
-incrementally from 64 KiB pieces → row checks → per chunk of 2,000 rows one transaction with the
-reference hash, a set-based list insert (ON CONFLICT for idempotence), the `joined` events (each
-checked against its contract, COPY) and the profiles (COPY).
+incrementally from 64 KiB pieces → row checks → per chunk of 2,000 rows the reference hash, a
+set-based list insert (ON CONFLICT for idempotence), the `joined` events (each checked against its
+contract, COPY) and the profiles (COPY), every chunk on the import's one transaction.
 
 Two baselines, both in the same run on the same server, both timed around the COPY only (rows
 parsed and prepared beforehand):

@@ -133,9 +133,9 @@ async def import_members(
     `{"row": n, "outcome": "created", "member_id": …}`, `{"row": n, "outcome": "present",
     "member_id": <the member already there>}` (also a row repeating an earlier row's reference)
     or `{"row": n, "outcome": "rejected", "field": …, "reason": …}` for each row in file
-    order, then `{"summary": {"rows", "created", "present", "rejected"}}`. When a chunk fails
-    to be written the answer is a problem either way: the chunks written before it stay, and
-    sending the same file again completes the import and reports them present."""
+    order, then `{"summary": {"rows", "created", "present", "rejected"}}`. The import is one
+    transaction: an upload found unreadable anywhere (422) or a chunk that fails to be written
+    (a 5xx) writes nothing at all, and sending the fixed file imports it whole."""
     fmt = import_format(content_type)
     importer: MemberImporter = request.app.state.importer
     # Not a `with`: the spool outlives this function, closed once the answer has been sent.

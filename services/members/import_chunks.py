@@ -1,5 +1,5 @@
 """The import's chunks: checked rows with what the writer sends for each, cut in file order,
-and the hand-over between the reader and the writers (services/members/importer.py)."""
+and the hand-over between the reader and the writer (services/members/importer.py)."""
 
 from __future__ import annotations
 
@@ -52,28 +52,6 @@ def _first_rows(size: int, rows: list[ImportRow], rejected: list[Rejection]) -> 
         else:
             n += 1
     return n, r
-
-
-async def next_chunk(
-    queue: asyncio.Queue[Chunk | None], flying: set[asyncio.Task[None]]
-) -> Chunk | None:
-    """The reader's next chunk; a chunk in flight that fails meanwhile ends the wait with its
-    error, so the import stops at once."""
-    get = asyncio.ensure_future(queue.get())
-    try:
-        while not get.done():
-            await asyncio.wait({get, *flying}, return_when=asyncio.FIRST_COMPLETED)
-            reap(flying)
-    finally:
-        get.cancel()  # nothing, once done
-    return get.result()
-
-
-def reap(flying: set[asyncio.Task[None]]) -> None:
-    """Forget the chunks written; raise the error of one that failed."""
-    for task in [task for task in flying if task.done()]:
-        flying.discard(task)
-        task.result()
 
 
 async def hand_over(

@@ -100,9 +100,9 @@ def summary_line(report: ImportReport) -> bytes:
 
 
 class RowReportLines:
-    """The per-row report's lines to `out`, in file order, though chunks are written two at a
-    time and may finish out of order: a chunk's lines wait until those of every chunk before it
-    are out (at most the chunks in flight wait, so memory stays bounded)."""
+    """The per-row report's lines to `out`, in file order: a chunk's lines (in any order) are
+    sorted, and wait until those of every chunk before it are out. The importer writes its
+    chunks one after the other, so none waits there; the order is kept here, not assumed."""
 
     def __init__(self, out: Callable[[bytes], object]) -> None:
         self._out = out

@@ -1,17 +1,26 @@
-"""Bulk import: rows from a stream, written a chunk per transaction with set-based statements.
+"""Bulk import: rows from a stream, written in chunks with set-based statements, all of them in
+ONE transaction that commits only once the whole body has been read.
+
+All or nothing (DESIGN §4.6, issue #3): an upload found unreadable near its end (a byte that is
+not UTF-8, an unclosed quote) or a chunk that fails to be written rolls the whole import back, so
+a 4xx or 5xx answer means nothing was written and re-sending the fixed file cannot double a row.
+A row-level problem is not that: the row is rejected in the report and the others go in. The
+price of one transaction: events committed by others while an import runs reach the relay only
+once it commits (the relay reads below the oldest open transaction), and two imports of one
+community run one after the other (`_ONE_IMPORT_AT_A_TIME`: their rows would otherwise wait on
+each other's uncommitted references, and in opposite orders deadlock).
 
 Idempotent by external reference: the list's unique (community, channel, reference hash) index
 decides, inside `INSERT … ON CONFLICT DO NOTHING`, which rows are new, and only those get a
-`gatherly.member.joined` event and a profile. A failed chunk rolls back alone; the chunks before
-it stay (and the one written beside it, if that one commits), and re-sending the same file
-completes the import without duplicates.
+`gatherly.member.joined` event and a profile.
 
 Reading and writing overlap: while one chunk is in Postgres, the next is parsed, checked and
 prepared as if every row were new (ids, reference hashes, the events checked against their
-contract and encoded, the profile records), so that a writer's turn is only the statements and
+contract and encoded, the profile records), so that the writer's turn is only the statements and
 the choice of which prepared rows go in: the list insert that says which rows are new, their
-events and their profiles by COPY. Two chunks are written at once, on two connections (see
-`_write_all`), and at most one more waits, so memory stays bounded.
+events and their profiles by COPY. One chunk is written at a time (one transaction is one
+connection), at most one more waits, so memory in this process stays bounded; Postgres holds the
+rest.
 
 With a per-row report asked for (`rows_out`), a chunk also carries the rows the reader rejected,
 and once written says every row's outcome: created, present with the member found (the existing
@@ -33,7 +42,7 @@ from gatherly.envelope import new_event_ids, utc_now
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
 from services.members import domain, personal, views
-from services.members.import_chunks import Chunk, hand_over, next_chunk, reap
+from services.members.import_chunks import Chunk, hand_over
 from services.members.import_rows import (
     CREATED,
     PRESENT,
@@ -51,8 +60,11 @@ from services.members.import_rows import (
 )
 
 CHUNK_ROWS = 2000
-QUEUED_CHUNKS = 1  # prepared chunks waiting for a writer, besides those being written
-WRITERS = 2  # chunks in flight at once, each on its own connection
+QUEUED_CHUNKS = 1  # prepared chunks waiting for the writer, besides the one being written
+
+# A transaction-level advisory lock per community (the two-key form, apart from the relay's
+# one-key locks); 0x494d5054 is "IMPT".
+_ONE_IMPORT_AT_A_TIME = text("SELECT pg_advisory_xact_lock(1229803604, hashtext(:c))")
 
 _INSERT_LIST = text(
     "INSERT INTO member_list (id, community_id, channel, status, invited_by, external_ref_hash,"
@@ -92,26 +104,32 @@ class MemberImporter:
     ) -> ImportReport:
         """`custom_channels`: the community's own channels when the gateway says (see
         `domain.valid_channel`); rows naming another channel are rejected. `rows_out`: given,
-        it gets the per-row report (NDJSON, file order, the summary last) as chunks are written;
-        when the import fails, it has had the lines of some chunks written and no summary."""
+        it gets the per-row report (NDJSON, file order, the summary last) as chunks are written,
+        before the commit; when the import fails, it has had the lines of some chunks written
+        (rolled back since) and no summary."""
         report = ImportReport()
         lines = RowReportLines(rows_out) if rows_out else None
         if self._key is None:
             async with self.engine.connect() as conn:
                 self._key = await views.ref_key(conn)
-        queue: asyncio.Queue[Chunk | None] = asyncio.Queue(QUEUED_CHUNKS)
-        writer = asyncio.create_task(
-            self._write_all(community_id, queue, report, progress, lines))
-        try:
-            async for chunk in self._chunks(community_id, body, fmt, report, custom_channels,
-                                            per_row=lines is not None):
-                await hand_over(queue, chunk, writer)
-        finally:
-            # Also when the body turns out unreadable: the chunks handed over are written
-            # (as they were before reading overlapped writing), then the error goes up.
-            if not writer.done():
-                await hand_over(queue, None, writer)
-            await writer
+        async with self.engine.begin() as conn:
+            await conn.execute(_ONE_IMPORT_AT_A_TIME, {"c": community_id})
+            queue: asyncio.Queue[Chunk | None] = asyncio.Queue(QUEUED_CHUNKS)
+            writer = asyncio.create_task(
+                self._write_all(conn, community_id, queue, report, progress, lines))
+            try:
+                async for chunk in self._chunks(community_id, body, fmt, report,
+                                                custom_channels, per_row=lines is not None):
+                    await hand_over(queue, chunk, writer)
+            except BaseException:
+                _drop_waiting(queue)  # the body is unreadable: the rest would be rolled back
+                raise
+            finally:
+                # The chunk being written ends before the transaction does (commit, or
+                # rollback on the error going up): a statement is never cut off half way.
+                if not writer.done():
+                    await hand_over(queue, None, writer)
+                await writer
         if rows_out:
             rows_out(summary_line(report))
         return report
@@ -134,35 +152,15 @@ class MemberImporter:
             yield chunk
 
     async def _write_all(
-        self, community_id: str, queue: asyncio.Queue[Chunk | None],
+        self, conn: AsyncConnection, community_id: str, queue: asyncio.Queue[Chunk | None],
         report: ImportReport, progress: Progress | None, lines: RowReportLines | None,
     ) -> None:
-        """Up to `WRITERS` chunks in flight, each in a transaction of its own, so that Postgres
-        works on one chunk while this process sends the next. Their list inserts still run one
-        after the other in the file's order (each starts once the one before has run, not
-        committed): members are listed in the file's order, and only a later chunk ever waits
-        for an earlier one (the same reference in both: the later insert waits for the earlier
-        commit, then finds it present), never the other way round, so they cannot deadlock."""
-        flying: set[asyncio.Task[None]] = set()
-        listed = asyncio.Event()
-        listed.set()  # the list insert before the next chunk's has run
+        """The chunks in file order, one after the other on the import's transaction, while
+        the reader prepares the next; members are listed in the file's order."""
         sequence = 0
-        try:
-            while (chunk := await next_chunk(queue, flying)) is not None:
-                chunk.sequence, sequence = sequence, sequence + 1
-                while len(flying) >= WRITERS:
-                    await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
-                    reap(flying)
-                after, listed = listed, asyncio.Event()
-                flying.add(asyncio.create_task(self._write(
-                    community_id, chunk, report, progress, lines, after=after, listed=listed)))
-        finally:
-            # A chunk in flight finishes (commits or rolls back) before an error goes up: its
-            # transaction is never cut off half way.
-            results = await asyncio.gather(*flying, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        while (chunk := await queue.get()) is not None:
+            chunk.sequence, sequence = sequence, sequence + 1
+            await self._write(conn, community_id, chunk, report, progress, lines)
 
     def _check(
         self, raw_rows: list[RawRow], report: ImportReport, custom: frozenset[str] | None,
@@ -206,28 +204,19 @@ class MemberImporter:
             decided, community_id=community_id, traceparent=current_traceparent()))
 
     async def _write(
-        self, community_id: str, chunk: Chunk, report: ImportReport,
-        progress: Progress | None, lines: RowReportLines | None, *, after: asyncio.Event,
-        listed: asyncio.Event,
+        self, conn: AsyncConnection, community_id: str, chunk: Chunk, report: ImportReport,
+        progress: Progress | None, lines: RowReportLines | None,
     ) -> None:
-        """One chunk in one transaction; its list insert once `after` is set (the previous
-        chunk's has run), then `listed` set for the next chunk, also if this one fails."""
+        """One chunk's statements, on the import's transaction."""
         rejections: list[Rejection] = []
-        outcomes: list[tuple[int, bytes]] = []
-        async with self.engine.begin() as conn:
-            try:
-                await after.wait()
-                wanted = await self._wanted(conn, community_id, chunk, rejections)
-                created = await self._insert_list(conn, community_id, chunk, wanted)
-            finally:
-                listed.set()
-            new = [i for i in wanted if chunk.member_ids[i] in created]
-            await self.store.append_prepared(conn, [chunk.events[i] for i in new])
-            await self._copy_profiles(conn, [chunk.profiles[i] for i in new])
-            if lines:
-                outcomes = await self._outcomes(conn, community_id, chunk, rejections, new)
+        wanted = await self._wanted(conn, community_id, chunk, rejections)
+        created = await self._insert_list(conn, community_id, chunk, wanted)
+        new = [i for i in wanted if chunk.member_ids[i] in created]
+        await self.store.append_prepared(conn, [chunk.events[i] for i in new])
+        await self._copy_profiles(conn, [chunk.profiles[i] for i in new])
         if lines:
-            lines.chunk_done(chunk.sequence, outcomes)
+            lines.chunk_done(chunk.sequence,
+                             await self._outcomes(conn, community_id, chunk, rejections, new))
         for rejection in rejections:
             report.reject(rejection)
         report.created += len(new)
@@ -293,7 +282,7 @@ class MemberImporter:
 
     async def _copy_profiles(self, conn: AsyncConnection, records: list[tuple[Any, ...]]
                              ) -> None:
-        """COPY on the chunk's transaction (the list insert before it has opened it)."""
+        """COPY on the import's transaction (the lock taken first has opened it)."""
         if records:
             driver = await driver_in_transaction(conn)
             await driver.copy_records_to_table("member_profile", records=records,
@@ -313,6 +302,11 @@ class MemberImporter:
             "times": [chunk.joined_at[i] for i in wanted],
         })
         return set(result.scalars())
+
+
+def _drop_waiting(queue: asyncio.Queue[Chunk | None]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
 
 
 def _json(handles: Mapping[str, str]) -> str:

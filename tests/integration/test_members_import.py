@@ -120,6 +120,23 @@ async def test_the_cli_imports_a_file(
     await engine.dispose()
 
 
+async def test_the_cli_writes_nothing_of_a_file_unreadable_near_its_end(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GATHERLY_DATABASE_URL", settings.database)
+    file = tmp_path / "members.csv"
+    rows = b"".join(b"vk,v%d\n" % i for i in range(20_000))  # three 64 KiB pieces
+    file.write_bytes(b"channel,external_ref\n" + rows + b"vk,caf\xe9\n")
+    code = await asyncio.to_thread(gatherly, ["import-members", "c1", str(file)])
+    assert code == 2
+    assert "not UTF-8 on line 20002" in capfd.readouterr().err
+    engine = create_engine(settings.database, "members")
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == 0
+    await engine.dispose()
+
+
 # The 100,000-row run happens in a child process so that its peak resident memory is its own.
 # It writes a ~30 MB CSV, warms up with a small import (imports, pools, caches), then imports the
 # big file in 64 KiB pieces; reading the file whole would cost its size in bytes plus as much
@@ -188,12 +205,12 @@ async def importer(settings: Settings) -> AsyncIterator[MemberImporter]:
     await engine.dispose()
 
 
-async def test_chunks_in_flight_together_list_in_file_order_and_never_deadlock(
+async def test_chunks_with_the_same_references_list_in_file_order(
     importer: MemberImporter,
 ) -> None:
-    # Two chunks of 200 with the same references in opposite orders, written at once: were
-    # their list inserts to run side by side, each would wait for the other's rows.
-    # Deadlocks depend on timing: four rounds make one likely if the order is not kept.
+    # Two chunks of 200 with the same references in opposite orders, in one import: the second
+    # finds every row of the first present. (Written side by side, as they once were, each
+    # would have waited for the other's rows: four rounds made a deadlock likely.)
     refs = [f"r{i}" for i in range(200)]
     for community in ("c1", "c2", "c3", "c4"):
         report = await importer.run(community, pieces(refs_csv(refs + refs[::-1]), 4096),
@@ -214,20 +231,36 @@ def fail_the_chunk_of(importer: MemberImporter, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(importer, "_copy_profiles", failing)
 
 
-async def test_a_failed_chunk_stops_the_import_and_a_second_run_completes_it(
+async def test_a_failed_chunk_rolls_the_whole_import_back_and_a_second_run_completes_it(
     importer: MemberImporter, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     refs = [f"r{i}" for i in range(1000)]
     fail_the_chunk_of(importer, monkeypatch, "r200")  # the second chunk
     with pytest.raises(RuntimeError, match="went away"):
         await importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV)
-    kept = await listed_refs(importer.engine, "c1")
-    assert kept[:200] == refs[:200] and "r200" not in kept and len(kept) < len(refs)
+    assert await listed_refs(importer.engine, "c1") == []  # the first chunk too
+    async with importer.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == 0
 
     monkeypatch.undo()
     report = await importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV)
-    assert (report.created, report.present) == (len(refs) - len(kept), len(kept))
-    assert sorted(await listed_refs(importer.engine, "c1")) == sorted(refs)
+    assert (report.created, report.present) == (len(refs), 0)
+    assert await listed_refs(importer.engine, "c1") == refs
+    async with importer.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == len(refs)
+
+
+async def test_two_imports_of_one_community_with_opposite_orders_both_complete(
+    importer: MemberImporter,
+) -> None:
+    # Each import is one transaction: side by side, the first chunk of one would list the
+    # references the other's second chunk wants, and the other way round (a deadlock, a 5xx).
+    # They run one after the other instead, and the second finds every row present.
+    refs = [f"r{i}" for i in range(400)]
+    reports = await asyncio.gather(
+        importer.run("c1", pieces(refs_csv(refs), 4096), ImportFormat.CSV),
+        importer.run("c1", pieces(refs_csv(refs[::-1]), 4096), ImportFormat.CSV))
+    assert sorted((r.created, r.present) for r in reports) == [(0, 400), (400, 0)]
     async with importer.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM events")) == len(refs)
 

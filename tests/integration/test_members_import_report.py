@@ -105,8 +105,8 @@ def without_reasons(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_the_per_row_report_says_each_rows_outcome_and_member_in_file_order(
     client: httpx.AsyncClient, chunk_rows: int,
 ) -> None:
-    # Chunks of two put a duplicate's first row in another chunk, maybe in flight beside it,
-    # and make chunks of rejected rows only.
+    # Chunks of two put a duplicate's first row in another chunk, and make chunks of rejected
+    # rows only.
     client._transport.app.state.importer.chunk_rows = chunk_rows  # type: ignore[attr-defined]
     old = (await client.post(BASE, json={"channel": "vk", "external_ref": "v-old"})).json()
     scout = (await client.post(BASE, json={"channel": "offline", "display_name": "Scout"})
