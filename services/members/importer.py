@@ -4,11 +4,13 @@ ONE transaction that commits only once the whole body has been read.
 All or nothing (DESIGN §4.6, issue #3): an upload found unreadable near its end (a byte that is
 not UTF-8, an unclosed quote) or a chunk that fails to be written rolls the whole import back, so
 a 4xx or 5xx answer means nothing was written and re-sending the fixed file cannot double a row.
-A row-level problem is not that: the row is rejected in the report and the others go in. The
-price of one transaction: events committed by others while an import runs reach the relay only
-once it commits (the relay reads below the oldest open transaction), and two imports of one
-community run one after the other (`_ONE_IMPORT_AT_A_TIME`: their rows would otherwise wait on
-each other's uncommitted references, and in opposite orders deadlock).
+A row-level problem is not that: the row is rejected in the report and the others go in.
+
+The price of one transaction: events committed by others while an import runs reach the stream
+only once it commits (a relay reads below the oldest open transaction of the Postgres server, so
+every service's relay whose database is on it waits), and two imports of one community run one
+after the other (`_ONE_IMPORT_AT_A_TIME`: their rows would otherwise wait on each other's
+uncommitted references, and in opposite orders deadlock).
 
 Idempotent by external reference: the list's unique (community, channel, reference hash) index
 decides, inside `INSERT … ON CONFLICT DO NOTHING`, which rows are new, and only those get a
