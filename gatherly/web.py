@@ -1,5 +1,6 @@
-"""HTTP pieces every service shares: health, body limit, community scoping, cursors, and the
-one call that installs them all (`install_service_basics`). Problems live in gatherly.problems."""
+"""HTTP pieces every service shares: health, body limit, community scoping and channels, cursors,
+and the one call that installs them all (`install_service_basics`). Problems live in
+gatherly.problems."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gatherly import channels
 from gatherly.bus import reachable
 from gatherly.metrics import HttpMetrics, metrics_endpoint
 from gatherly.problems import (
@@ -173,6 +175,18 @@ async def community_scope(
     if x_gatherly_community == community_id or (not x_gatherly_community and "admin" in scopes):
         return community_id
     raise Problem(404, "Not Found", f"no community {community_id!r}")
+
+
+async def community_channels(
+    x_gatherly_community_channels: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> frozenset[str] | None:
+    """The community's custom channels as the gateway passes them; None on a direct call that
+    bypassed the gateway (gatherly.channels). Give it to `channels.unknown_channel` with every
+    channel a write names."""
+    return channels.custom_channels(x_gatherly_community_channels)
+
+
+CustomChannels = Annotated[frozenset[str] | None, Depends(community_channels)]
 
 
 # A community id is also a NATS subject token (DESIGN §6): no dots, spaces or wildcards.

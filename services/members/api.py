@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
+from gatherly import channels
 from gatherly.envelope import utc_now
 from gatherly.problem_docs import documented_problem
 from gatherly.web import (
     Community,
     CommunityPath,
+    CustomChannels,
     Moment,
     Problem,
     community_scope,
@@ -57,18 +59,6 @@ async def handlers(request: Request) -> MemberHandlers:  # async: no worker-thre
 Handlers = Annotated[MemberHandlers, Depends(handlers)]
 
 
-async def community_channels(
-    x_gatherly_community_channels: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> frozenset[str] | None:
-    """The community's custom channels as the gateway's forwardAuth passes them (comma-separated
-    slugs). Absent on a direct call that bypassed the gateway: then any custom slug is taken,
-    as before the gateway knew the community's channels (README, members)."""
-    if x_gatherly_community_channels is None:
-        return None
-    return frozenset(s.strip() for s in x_gatherly_community_channels.split(",") if s.strip())
-
-
-CustomChannels = Annotated[frozenset[str] | None, Depends(community_channels)]
 IfMatch = Annotated[str | None, Header()]
 Role = Annotated[str, Path(description=f"one of {', '.join(ROLES)}")]
 
@@ -82,15 +72,15 @@ class Joining:
 
 async def joining(request: Request, community_id: CommunityPath) -> Joining:
     """The join's community scope, handlers and custom channels in one dependency, by the same
-    rules (`community_scope`, `community_channels`). The join is the hottest route, and FastAPI
-    spent more on solving four dependencies and their three declared headers (~15% of the
-    route's CPU) than the checks cost."""
+    rules (`community_scope`, `community_channels` of gatherly.web). The join is the hottest
+    route, and FastAPI spent more on solving four dependencies and their three declared headers
+    (~15% of the route's CPU) than the checks cost."""
     headers = request.headers
     community = await community_scope(
         community_id, headers.get("x-gatherly-community"), headers.get("x-gatherly-scopes")
     )
-    channels = await community_channels(headers.get("x-gatherly-community-channels"))
-    return Joining(community, request.app.state.handlers, channels)
+    custom = channels.custom_channels(headers.get(channels.HEADER))
+    return Joining(community, request.app.state.handlers, custom)
 
 
 def etag(view: MemberView) -> str:

@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from gatherly.problem_docs import documented_problem
-from gatherly.web import Community, CommunityPath, Problem
-from services.members.api import CustomChannels
+from gatherly.web import Community, CommunityPath, CustomChannels, Problem
 from services.members.import_rows import ImportFormat, ImportReport, UnreadableImport
 from services.members.importer import MemberImporter
 

@@ -7,11 +7,11 @@ service's erasable store (`member_profile`), and `profile_updated` names fields,
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from gatherly.channels import unknown_channel
 from gatherly.contracts import MEMBER_ERASED
 from gatherly.envelope import DomainEvent, Envelope, in_the_future
 
@@ -38,11 +38,6 @@ NON_PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     ERASED: frozenset({"erased_at"}),
 }
 
-BUILT_IN_CHANNELS = frozenset(
-    {"telegram", "vk", "facebook", "email", "youtube", "website", "offline", "online_event",
-     "referral"}
-)
-CHANNEL_SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 ROLES = (
     "mentor", "partner", "storyteller", "historian", "hero", "celebrity", "provider", "greeter",
     "guide", "catalyst", "ambassador", "scout",
@@ -79,21 +74,12 @@ class Member:
     active_since: datetime | None = None
 
 
-def valid_channel(channel: str, custom: frozenset[str] | None = None) -> bool:
-    """A built-in channel, or one the community added. `custom` is the community's list as the
-    gateway passes it; None (a direct call that bypassed the gateway) accepts any custom slug."""
-    if channel in BUILT_IN_CHANNELS:
-        return True
-    if custom is None:
-        return bool(CHANNEL_SLUG.match(channel))
-    return channel in custom
-
-
 def check_channel(channel: str, custom: frozenset[str] | None) -> None:
-    if not valid_channel(channel, custom):
-        known = "" if custom is None else "; the community's channels are the built-in ones"
-        known += "" if not custom else f" and {', '.join(sorted(custom))}"
-        raise DomainError(f"unknown channel {channel!r}{known}", rule="channel")
+    """A built-in channel or one the community added (`custom`, None: any custom slug), by the
+    kernel's one check (gatherly.channels)."""
+    refusal = unknown_channel(channel, custom)
+    if refusal is not None:
+        raise DomainError(refusal, rule="channel")
 
 
 def _check_not_erased(member: Member) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gatherly.channels import known_channel
 from gatherly.envelope import DomainEvent, Envelope, utc_now
 from gatherly.eventstore import EventStore
 from gatherly.telemetry import current_traceparent
@@ -116,7 +117,7 @@ class MemberHandlers:
         domain.check_channel(command.channel, command.custom_channels)
         domain.check_happened(command.joined_at, utc_now(), rule="joined_at")
         changes = personal.profile_changes(
-            command.profile, lambda c: domain.valid_channel(c, command.custom_channels)
+            command.profile, lambda c: known_channel(c, command.custom_channels)
         )
         profile = Profile(**changes)
         if command.invited_by or self.shared_transaction:
@@ -186,7 +187,7 @@ class MemberHandlers:
 
     async def update_profile(self, command: UpdateProfile) -> MemberView:
         changes = personal.profile_changes(
-            command.changes, lambda c: domain.valid_channel(c, command.custom_channels))
+            command.changes, lambda c: known_channel(c, command.custom_channels))
         async with self.engine.begin() as conn:
             view = await self._load(conn, command.community_id, command.member_id)
             if command.expected_version not in (None, view.member.version):

@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from gatherly.channels import known_channel
 from gatherly.web import storable
-from services.members import domain, personal
+from services.members import personal
 from services.members.personal import Profile, ProfileError
 
 COLUMNS = (
@@ -211,7 +212,7 @@ def check_row(
     if not raw.keys() <= _COLUMN_SET:  # (every row is checked: the set is made once)
         return Rejection(number, sorted(raw.keys() - _COLUMN_SET)[0], "not a column")
     channel = raw.get("channel")
-    if not isinstance(channel, str) or not domain.valid_channel(channel, custom_channels):
+    if not isinstance(channel, str) or not known_channel(channel, custom_channels):
         return Rejection(number, "channel", f"unknown channel {channel!r}")
     ref = raw.get("external_ref")
     if ref is not None and (not isinstance(ref, str | int) or not 0 < len(str(ref)) <= 200):
@@ -227,7 +228,7 @@ def check_row(
     try:
         profile = personal.profile_changes(
             {k: v for k, v in raw.items() if k in _PROFILE_FIELDS},
-            lambda c: domain.valid_channel(c, custom_channels),
+            lambda c: known_channel(c, custom_channels),
         )
     except ProfileError as error:
         return Rejection(number, error.field, str(error))

@@ -105,7 +105,7 @@ class MemberImporter:
         rows_out: ReportOut | None = None,
     ) -> ImportReport:
         """`custom_channels`: the community's own channels when the gateway says (see
-        `domain.valid_channel`); rows naming another channel are rejected. `rows_out`: given,
+        `gatherly.channels`); rows naming another channel are rejected. `rows_out`: given,
         it gets the per-row report (NDJSON, file order, the summary last) as chunks are written,
         before the commit; when the import fails, it has had the lines of some chunks written
         (rolled back since) and no summary."""

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from services.members import domain
+from gatherly.channels import known_channel
 from services.members.personal import (
     Profile,
     ProfileError,
@@ -17,7 +17,7 @@ from services.members.personal import (
 
 
 def check(values: dict[str, object]) -> dict[str, object]:
-    return profile_changes(values, domain.valid_channel)
+    return profile_changes(values, known_channel)
 
 
 @pytest.mark.parametrize(
