@@ -14,7 +14,8 @@ from services.engagement.domain import (
     DomainError,
     NotFound,
     Stale,
-    require_channel,
+    fact_channel,
+    require_counter,
     require_not_before,
     require_not_future,
     require_reaction_kind,
@@ -82,13 +83,14 @@ def require_publication(content: Publication | None, content_id: str) -> Publica
 def record_view(
     content: Publication, *, count: int, viewed_at: datetime, now: datetime,
     channel: str | None = None, member_id: str | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> DomainEvent:
     if count < 1:
         raise DomainError("count must be at least 1", field="count")
     _dated(content, viewed_at, now, field="viewed_at")
     data: dict[str, object] = {
         "content_id": content.id,
-        "channel": require_channel(channel or content.channel),
+        "channel": fact_channel(channel, content.channel, custom_channels),
         "count": count,
         "viewed_at": viewed_at.isoformat(),
     }
@@ -100,6 +102,7 @@ def record_view(
 def count_views(
     snapshot: CounterSnapshot | None, content: Publication, *, counter: str, total: int,
     as_of: datetime, now: datetime, channel: str | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
     """A counter's total as of a moment. The same snapshot again records nothing; an older one,
     or another total for the same moment, is refused: re-importing must never change the count."""
@@ -107,7 +110,8 @@ def count_views(
                            now=now, what=f"the {counter} counter"):
         return []
     data = {
-        "content_id": content.id, "channel": require_channel(channel or content.channel),
+        "content_id": content.id,
+        "channel": fact_channel(channel, content.channel, custom_channels),
         "counter": counter, "total": total, "as_of": as_of.isoformat(),
     }
     return [DomainEvent(VIEWS_COUNTED, data, as_of)]
@@ -116,6 +120,7 @@ def count_views(
 def count_reactions(
     snapshot: ReactionCount | None, content: Publication, *, counter: str, kind: str,
     total: int, as_of: datetime, now: datetime, channel: str | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
     """A platform's count of one reaction kind as of a moment: the same rules as `count_views`
     (the latest `as_of` replaces earlier ones; an older snapshot is refused, the same again
@@ -125,7 +130,8 @@ def count_reactions(
                            now=now, what=f"the {counter} count of {kind!r} reactions"):
         return []
     data = {
-        "content_id": content.id, "channel": require_channel(channel or content.channel),
+        "content_id": content.id,
+        "channel": fact_channel(channel, content.channel, custom_channels),
         "counter": counter, "kind": kind, "total": total, "as_of": as_of.isoformat(),
     }
     return [DomainEvent(REACTIONS_COUNTED, data, as_of)]
@@ -136,7 +142,7 @@ def _newer_snapshot(
     total: int, as_of: datetime, now: datetime, what: str,
 ) -> bool:
     """True when this snapshot is to be recorded; False when it is the current one again."""
-    require_channel(counter, field="counter")
+    require_counter(counter)
     if total < 0:
         raise DomainError("total cannot be negative", field="total")
     _dated(content, as_of, now, field="as_of")
@@ -153,15 +159,17 @@ def _newer_snapshot(
 def add_reaction(
     reaction: Reaction | None, content: Publication, *, member_id: str, kind: str,
     at: datetime, now: datetime, channel: str | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
-    """A member's second identical reaction changes nothing."""
+    """A member's second identical reaction changes nothing (whatever channel it names)."""
     require_reaction_kind(kind)
     _dated(content, at, now, field="at")
     if reaction is not None and reaction.active:
         return []
     data = {
         "content_id": content.id, "member_id": member_id, "kind": kind,
-        "channel": require_channel(channel or content.channel), "at": at.isoformat(),
+        "channel": fact_channel(channel, content.channel, custom_channels),
+        "at": at.isoformat(),
     }
     return [DomainEvent(REACTION_ADDED, data, at)]
 

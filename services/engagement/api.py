@@ -10,10 +10,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from gatherly.channels import HEADER, custom_channels
 from gatherly.envelope import utc_now
 from gatherly.web import (
     Community,
     CommunityPath,
+    CustomChannels,
     Problem,
     cursor_position,
     encode_cursor,
@@ -47,12 +49,12 @@ router = APIRouter(prefix="/v1/communities/{community_id}", tags=["engagement"])
 @router.post("/content", status_code=201, response_model=ContentPublic)
 async def publish_content(
     community_id: CommunityPath, body: ContentCreate, response: Response, community: Community,
-    handlers: Handlers,
+    handlers: Handlers, channels: CustomChannels,
 ) -> ContentPublic:
     item = await handlers.publish(PublishContent(
         community_id=community, channel=body.channel, kind=body.kind,
         published_at=body.published_at or utc_now(), author_id=optional_id(body.author_id),
-        title=body.title, url=body.url,
+        title=body.title, url=body.url, custom_channels=channels,
     ))
     response.headers["Location"] = f"/v1/communities/{community}/content/{item.id}"
     response.headers["ETag"] = f'"{item.version}"'
@@ -121,23 +123,24 @@ async def list_content(
 @router.post("/views", status_code=201)
 async def record_view(
     community_id: CommunityPath, body: ViewCreate, community: Community, ingest: Ingest,
+    channels: CustomChannels,
 ) -> dict[str, Any]:
     view = View(content_id=str(body.content_id), viewed_at=body.viewed_at or utc_now(),
                 count=body.count, channel=body.channel, member_id=optional_id(body.member_id))
-    outcome = _only(await ingest.ingest(community, [view]))
+    outcome = _only(await ingest.ingest(community, [view], channels))
     return {"id": outcome.id, **body.model_dump(mode="json"), "viewed_at": view.viewed_at}
 
 
 @router.post("/views/counters", response_model=None)
 async def record_counter_snapshot(
     community_id: CommunityPath, body: CounterSnapshotCreate, response: Response,
-    community: Community, ingest: Ingest,
+    community: Community, ingest: Ingest, channels: CustomChannels,
 ) -> dict[str, Any]:
     """A channel's counter as of a moment. The same snapshot again: 200, nothing recorded; an
     older one (or another total for the same moment): 409, nothing recorded."""
     snapshot, recorded = await ingest.count_views(CountViews(
         community_id=community, content_id=str(body.content_id), counter=body.counter,
-        total=body.total, as_of=body.as_of, channel=body.channel,
+        total=body.total, as_of=body.as_of, channel=body.channel, custom_channels=channels,
     ))
     response.status_code = 201 if recorded else 200
     return {"id": snapshot.id, "content_id": snapshot.content_id, "counter": snapshot.counter,
@@ -147,7 +150,7 @@ async def record_counter_snapshot(
 @router.post("/content/{content_id}/reaction-counts", response_model=None)
 async def record_reaction_count(
     community_id: CommunityPath, content_id: uuid.UUID, body: ReactionCountCreate,
-    response: Response, community: Community, ingest: Ingest,
+    response: Response, community: Community, ingest: Ingest, channels: CustomChannels,
 ) -> dict[str, Any]:
     """A platform's anonymous count of one reaction kind as of a moment (no member). The same
     snapshot again: 200, nothing recorded; an older one (or another total for the same moment):
@@ -155,6 +158,7 @@ async def record_reaction_count(
     count, recorded = await ingest.count_reactions(CountReactions(
         community_id=community, content_id=str(content_id), counter=body.counter,
         kind=body.kind, total=body.total, as_of=body.as_of, channel=body.channel,
+        custom_channels=channels,
     ))
     response.status_code = 201 if recorded else 200
     return {"id": count.id, "content_id": count.content_id, "counter": count.counter,
@@ -165,14 +169,14 @@ async def record_reaction_count(
 @router.post("/reactions", status_code=201, response_model=ReactionPublic)
 async def add_reaction(
     community_id: CommunityPath, body: ReactionCreate, response: Response, community: Community,
-    ingest: Ingest,
+    ingest: Ingest, channels: CustomChannels,
 ) -> ReactionPublic:
     """A member's second identical reaction answers 200 with the existing one and records
     nothing."""
     outcome = _only(await ingest.ingest(community, [AddReaction(
         content_id=str(body.content_id), member_id=str(body.member_id), kind=body.kind,
         at=body.at or utc_now(), channel=body.channel,
-    )]))
+    )], channels))
     response.status_code = outcome.status
     assert outcome.reaction is not None
     return reaction_public(outcome.reaction)
@@ -216,7 +220,9 @@ async def ingest_batch(
     envelope (not JSON, no `items` list, over the limit) is refused whole: nothing written."""
     parsed = parse_batch(await request.body(), batch.MAX_ITEMS)
     facts = [item for item in parsed if not isinstance(item, dict)]
-    outcomes = await ingest.ingest(community, facts) if facts else []
+    # The header read here, not as a declared dependency: this route keeps its one dependency.
+    channels = custom_channels(request.headers.get(HEADER))
+    outcomes = await ingest.ingest(community, facts, channels) if facts else []
     return Response(batch_answer(parsed, outcomes), media_type="application/json")
 
 

@@ -12,6 +12,7 @@ from gatherly.envelope import utc_now
 from gatherly.web import (
     Community,
     CommunityPath,
+    CustomChannels,
     Problem,
     cursor_position,
     decode_cursor,
@@ -43,12 +44,12 @@ IfMatch = Annotated[str | None, Header()]
 @router.post("/feedback", status_code=201, response_model=FeedbackPublic)
 async def submit_feedback(
     community_id: CommunityPath, body: FeedbackCreate, response: Response, community: Community,
-    handlers: Handlers,
+    handlers: Handlers, channels: CustomChannels,
 ) -> FeedbackPublic:
     entry = await handlers.submit_feedback(SubmitFeedback(
         community_id=community, member_id=str(body.member_id), about_kind=body.about_kind,
         about_id=optional_id(body.about_id), rating=body.rating, channel=body.channel,
-        body=body.text, submitted_at=body.submitted_at or utc_now(),
+        body=body.text, submitted_at=body.submitted_at or utc_now(), custom_channels=channels,
     ))
     response.headers["Location"] = f"/v1/communities/{community}/feedback/{entry.feedback.id}"
     response.headers["ETag"] = f'"{entry.feedback.version}"'

@@ -92,11 +92,14 @@ def plan(
     reactions: Mapping[str, Reaction],
     now: datetime,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    custom_channels: frozenset[str] | None = None,
 ) -> Plan:
+    """`custom_channels`: the community's, as the gateway names them (gatherly.channels); a fact
+    naming another channel is refused alone, like any refused item."""
     result = Plan()
     for fact in facts:
         try:
-            outcome = _decide(result, fact, contents, reactions, now, new_id)
+            outcome = _decide(result, fact, contents, reactions, now, new_id, custom_channels)
         except DomainError as error:
             outcome = Outcome(error.status, error=error)
         result.outcomes.append(outcome)
@@ -106,13 +109,15 @@ def plan(
 def _decide(
     result: Plan, fact: Fact, contents: Mapping[str, Publication],
     reactions: Mapping[str, Reaction], now: datetime, new_id: Callable[[], str],
+    custom_channels: frozenset[str] | None,
 ) -> Outcome:
     if isinstance(fact, RemoveReaction):
         return _remove(result, fact, reactions, now)
     content = activity.require_publication(contents.get(fact.content_id), fact.content_id)
     if isinstance(fact, View):
         event = activity.record_view(content, count=fact.count, viewed_at=fact.viewed_at, now=now,
-                                     channel=fact.channel, member_id=fact.member_id)
+                                     channel=fact.channel, member_id=fact.member_id,
+                                     custom_channels=custom_channels)
         view_id = new_id()
         result.events.append(_new(Planned, (view_id, 1, event)))
         result.views[content.id] = result.views.get(content.id, 0) + fact.count
@@ -120,7 +125,8 @@ def _decide(
     stream = reaction_id(fact.content_id, fact.member_id, fact.kind)
     current = result.reactions.get(stream) or reactions.get(stream)
     events = activity.add_reaction(current, content, member_id=fact.member_id, kind=fact.kind,
-                                   at=fact.at, now=now, channel=fact.channel)
+                                   at=fact.at, now=now, channel=fact.channel,
+                                   custom_channels=custom_channels)
     if not events:
         return Outcome(200, stream, reaction=current)
     # Positional (fields: id, content_id, member_id, kind, channel, active, at, version): a

@@ -44,9 +44,9 @@ class Content:
 
 def publish(
     *, channel: str, kind: str, published_at: datetime, now: datetime,
-    author_id: str | None = None,
+    author_id: str | None = None, custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
-    require_channel(channel)
+    require_channel(channel, custom_channels)
     if kind not in CONTENT_KINDS:
         raise DomainError(f"unknown content kind {kind!r}", field="kind")
     require_not_future(published_at, now, field="published_at")

@@ -13,12 +13,9 @@ import re
 import uuid
 from datetime import datetime
 
+from gatherly.channels import unknown_channel
 from gatherly.envelope import in_the_future
 
-BUILT_IN_CHANNELS = frozenset(
-    {"telegram", "vk", "facebook", "email", "youtube", "website", "offline", "online_event",
-     "referral"}
-)
 BUILT_IN_REACTIONS = frozenset({"like", "love", "comment", "share", "repost"})
 CONTENT_KINDS = ("post", "video", "article", "newsletter", "story", "other")
 SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
@@ -49,11 +46,28 @@ class Stale(DomainError):
     title = "Conflict"
 
 
-def require_channel(channel: str, *, field: str = "channel") -> str:
-    """A built-in channel, or a custom slug a community may add."""
-    if channel not in BUILT_IN_CHANNELS and not SLUG.match(channel):
-        raise DomainError(f"unknown channel {channel!r}", field=field)
+def require_channel(channel: str, custom: frozenset[str] | None = None) -> str:
+    """A built-in channel or one the community added (`custom`: the gateway's list; None, a
+    direct call: any custom slug), by the kernel's one check (gatherly.channels)."""
+    refusal = unknown_channel(channel, custom)
+    if refusal is not None:
+        raise DomainError(refusal, field="channel")
     return channel
+
+
+def fact_channel(given: str | None, item_channel: str, custom: frozenset[str] | None) -> str:
+    """A view's, snapshot's or reaction's channel: the one it names, held to the community's
+    channels, else its content item's (held to them when the item was published; a channel the
+    community drops later must not refuse facts about items already published through it)."""
+    return item_channel if given is None else require_channel(given, custom)
+
+
+def require_counter(counter: str) -> str:
+    """Whose counter a snapshot is (a platform: youtube, vk, …): a slug. The KPIs count a
+    snapshot by its channel, not by its counter."""
+    if not SLUG.match(counter):
+        raise DomainError(f"unknown counter {counter!r}", field="counter")
+    return counter
 
 
 def require_reaction_kind(kind: str) -> str:

@@ -49,7 +49,7 @@ class Feedback:
 
 def submit(
     *, member_id: str, about_kind: str, about_id: str | None, rating: int | None, channel: str,
-    submitted_at: datetime, now: datetime,
+    submitted_at: datetime, now: datetime, custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
     if about_kind not in ABOUT_KINDS:
         raise DomainError(f"feedback cannot be about {about_kind!r}", field="about_kind")
@@ -59,7 +59,7 @@ def submit(
         raise DomainError(f"feedback about an {about_kind} names its about_id", field="about_id")
     if rating is not None and not 1 <= rating <= 5:
         raise DomainError("rating must be between 1 and 5", field="rating")
-    require_channel(channel)
+    require_channel(channel, custom_channels)
     require_not_future(submitted_at, now, field="submitted_at")
     data: dict[str, object] = {
         "member_id": member_id, "about_kind": about_kind, "channel": channel,

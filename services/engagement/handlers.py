@@ -38,6 +38,7 @@ class PublishContent:
     author_id: str | None = None
     title: str | None = None
     url: str | None = None
+    custom_channels: frozenset[str] | None = None  # the gateway's list (gatherly.channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class SubmitFeedback:
     channel: str
     body: str
     submitted_at: datetime
+    custom_channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,8 @@ class EngagementHandlers:
     async def publish(self, command: PublishContent) -> Content:
         events = content.publish(channel=command.channel, kind=command.kind,
                                  published_at=command.published_at, now=utc_now(),
-                                 author_id=command.author_id)
+                                 author_id=command.author_id,
+                                 custom_channels=command.custom_channels)
         async with self.engine.begin() as conn:
             envelopes = await self._append(conn, str(uuid.uuid4()), command.community_id, 0,
                                            events)
@@ -153,6 +156,7 @@ class EngagementHandlers:
             member_id=command.member_id, about_kind=command.about_kind,
             about_id=command.about_id, rating=command.rating, channel=command.channel,
             submitted_at=command.submitted_at, now=utc_now(),
+            custom_channels=command.custom_channels,
         )
         async with self.engine.begin() as conn:
             erased = await erasure_store.erased_among(conn, command.community_id,

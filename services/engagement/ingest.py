@@ -36,6 +36,7 @@ class CountViews:
     total: int
     as_of: datetime
     channel: str | None = None
+    custom_channels: frozenset[str] | None = None  # the gateway's list (gatherly.channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class CountReactions:
     total: int
     as_of: datetime
     channel: str | None = None
+    custom_channels: frozenset[str] | None = None
 
 
 class IngestHandlers:
@@ -54,9 +56,12 @@ class IngestHandlers:
         self.engine = engine
         self.store = store
 
-    async def ingest(self, community_id: str, facts: list[Fact]) -> list[Outcome]:
-        """Record what can be recorded; each fact gets its own outcome, in order."""
-        return await _retrying(lambda: self._ingest_once(community_id, facts))
+    async def ingest(
+        self, community_id: str, facts: list[Fact], custom_channels: frozenset[str] | None = None
+    ) -> list[Outcome]:
+        """Record what can be recorded; each fact gets its own outcome, in order. A channel a
+        fact names is held to `custom_channels` (the gateway's list; None: any custom slug)."""
+        return await _retrying(lambda: self._ingest_once(community_id, facts, custom_channels))
 
     async def count_views(self, command: CountViews) -> tuple[CounterSnapshot, bool]:
         """The counter's snapshot now, and whether this command recorded it."""
@@ -67,14 +72,17 @@ class IngestHandlers:
         it."""
         return await _retrying(lambda: self._count_reactions_once(command))
 
-    async def _ingest_once(self, community_id: str, facts: list[Fact]) -> list[Outcome]:
+    async def _ingest_once(
+        self, community_id: str, facts: list[Fact], custom_channels: frozenset[str] | None
+    ) -> list[Outcome]:
         traceparent = current_traceparent()
         async with self.engine.begin() as conn:
             contents, reactions = await batch_store.batch_state(
                 conn, community_id, {f.content_id for f in facts}, batch.reaction_ids(facts))
             # Ids from one read of the system's randomness, not one per fact (see new_event_ids).
             view_ids = iter(new_event_ids(sum(isinstance(f, batch.View) for f in facts)))
-            plan = batch.plan(facts, contents, reactions, utc_now(), new_id=view_ids.__next__)
+            plan = batch.plan(facts, contents, reactions, utc_now(), new_id=view_ids.__next__,
+                              custom_channels=custom_channels)
             # The events by COPY (from 100 on): binary rows cost the client under half the
             # CPU of one INSERT … unnest of the same rows (asyncpg checks every array element),
             # made straight from the plan's (stream, version, event): no envelope each.
@@ -94,6 +102,7 @@ class IngestHandlers:
             events = activity.count_views(
                 current, content, counter=command.counter, total=command.total,
                 as_of=command.as_of, now=utc_now(), channel=command.channel,
+                custom_channels=command.custom_channels,
             )
             if not events:
                 assert current is not None  # only a repeated snapshot decides nothing
@@ -116,7 +125,7 @@ class IngestHandlers:
             events = activity.count_reactions(
                 current, content, counter=command.counter, kind=command.kind,
                 total=command.total, as_of=command.as_of, now=utc_now(),
-                channel=command.channel,
+                channel=command.channel, custom_channels=command.custom_channels,
             )
             if not events:
                 assert current is not None  # only a repeated snapshot decides nothing

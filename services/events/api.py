@@ -14,6 +14,7 @@ from gatherly.envelope import DomainEvent, utc_now
 from gatherly.web import (
     Community,
     CommunityPath,
+    CustomChannels,
     Problem,
     cursor_position,
     decode_cursor,
@@ -92,14 +93,14 @@ async def seat_of(db: AsyncEngine, outcome: Outcome, response: Response) -> Seat
 @router.post("", status_code=201, response_model=EventDetail)
 async def schedule_event(
     community_id: CommunityPath, body: EventSchedule, response: Response, community: Community,
-    events: Handlers, db: Engine,
+    events: Handlers, db: Engine, channels: CustomChannels,
 ) -> EventDetail:
     outcome = await events.schedule(ScheduleEvent(
         community_id=community,
         details=Details(title=body.title, time_zone=body.time_zone, description=body.description,
                         place=body.place, link=body.link),
         format=Format(body.format), starts_at=body.starts_at, ends_at=body.ends_at,
-        channel=body.channel, capacity=body.capacity,
+        channel=body.channel, capacity=body.capacity, custom_channels=channels,
     ))
     response.headers["Location"] = f"/v1/communities/{community}/events/{outcome.event.id}"
     return await detail(db, community, outcome.event.id, response)
@@ -163,9 +164,11 @@ async def finish_event(
 async def register_member(
     community_id: CommunityPath, event_id: uuid.UUID, body: RegistrationCreate,
     response: Response, community: Community, events: Handlers, db: Engine,
+    channels: CustomChannels,
 ) -> SeatPublic:
     outcome = await events.register(target(community, event_id), member_id=str(body.member_id),
-                                    channel=body.channel, at=body.registered_at or utc_now())
+                                    channel=body.channel, at=body.registered_at or utc_now(),
+                                    custom_channels=channels)
     response.headers["Location"] = (
         f"/v1/communities/{community}/events/{event_id}/registrations/{body.member_id}"
     )
@@ -187,11 +190,12 @@ async def cancel_registration(
              responses={200: {"description": "the member was already checked in; nothing new"}})
 async def check_in(
     community_id: CommunityPath, event_id: uuid.UUID, body: CheckInCreate, response: Response,
-    community: Community, events: Handlers, db: Engine,
+    community: Community, events: Handlers, db: Engine, channels: CustomChannels,
 ) -> SeatPublic:
     outcome = await events.check_in(target(community, event_id), CheckIn(
         at=body.checked_in_at or utc_now(), member_id=str(body.member_id) if body.member_id
         else None, code=body.code, walk_in=body.walk_in, channel=body.channel,
+        custom_channels=channels,
     ))
     if not outcome.envelopes:
         response.status_code = 200

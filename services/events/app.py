@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +24,8 @@ CONFLICTS = frozenset(
     {"transition", "registration_not_open", "already_registered", "event_cancelled",
      "followup_done"}
 )
+# Rules that are about one request field: their problems name it as `field` too.
+FIELD_RULES = frozenset({"channel"})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -51,7 +54,8 @@ def _install_domain_errors(app: FastAPI) -> None:
         assert isinstance(error, DomainError)
         status = 409 if error.rule in CONFLICTS else 422
         title = "Conflict" if status == 409 else "Not allowed"
-        return problem_response(Problem(status, title, str(error), rule=error.rule),
+        named: dict[str, Any] = {"field": error.rule} if error.rule in FIELD_RULES else {}
+        return problem_response(Problem(status, title, str(error), rule=error.rule, **named),
                                 request.url.path)
 
     async def on_missing(request: Request, error: Exception) -> JSONResponse:

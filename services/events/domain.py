@@ -7,10 +7,10 @@ naming the rule and decides nothing, so nothing is written.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gatherly.channels import unknown_channel
 from gatherly.envelope import DomainEvent
 from services.events.state import (
     AFTER,
@@ -38,12 +38,6 @@ from services.events.state import (
     Task,
 )
 
-BUILT_IN_CHANNELS = frozenset(
-    {"telegram", "vk", "facebook", "email", "youtube", "website", "offline", "online_event",
-     "referral"}
-)
-CHANNEL_SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
-
 
 def _refuse_unless(allowed: bool, rule: str, message: str) -> None:
     if not allowed:
@@ -54,8 +48,11 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def valid_channel(channel: str) -> bool:
-    return channel in BUILT_IN_CHANNELS or bool(CHANNEL_SLUG.match(channel))
+def _check_channel(channel: str, custom: frozenset[str] | None) -> None:
+    """A built-in channel or one the community added (`custom`: the gateway's list; None, a
+    direct call: any custom slug), by the kernel's one check (gatherly.channels)."""
+    refusal = unknown_channel(channel, custom)
+    _refuse_unless(refusal is None, "channel", refusal or "")
 
 
 def valid_time_zone(name: str) -> bool:
@@ -80,11 +77,12 @@ def _transition(event: CommunityEvent, allowed: frozenset[Status], action: str) 
 def schedule(
     *, format: Format, starts_at: datetime, ends_at: datetime, time_zone: str, channel: str,
     capacity: int | None = None, place: str | None = None, link: str | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
     _check_times(starts_at, ends_at, time_zone)
     _refuse_unless(capacity is None or capacity >= 1, "capacity",
                    "capacity must be at least 1 (leave it out for no limit)")
-    _refuse_unless(valid_channel(channel), "channel", f"unknown channel {channel!r}")
+    _check_channel(channel, custom_channels)
     _refuse_unless(format is Format.ONLINE or bool(place), "place",
                    f"an {format.value} event needs a place")
     _refuse_unless(format is Format.OFFLINE or bool(link), "link",
@@ -124,12 +122,13 @@ def close_registration(event: CommunityEvent, *, at: datetime) -> list[DomainEve
 
 
 def register(
-    event: CommunityEvent, *, member_id: str, channel: str, at: datetime
+    event: CommunityEvent, *, member_id: str, channel: str, at: datetime,
+    custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
     """A place if one is free and nobody is waiting for it, else the end of the waitlist."""
     _refuse_unless(event.status is Status.REGISTRATION_OPEN, "registration_not_open",
                    f"registration is not open (the event is {event.status.value})")
-    _refuse_unless(valid_channel(channel), "channel", f"unknown channel {channel!r}")
+    _check_channel(channel, custom_channels)
     current = event.seat(member_id).registration
     _refuse_unless(current in (None, Registration.CANCELLED), "already_registered",
                    f"member {member_id} is already {current.value if current else ''}")
@@ -162,9 +161,11 @@ def cancel_registration(
 
 def check_in(
     event: CommunityEvent, *, member_id: str, at: datetime, walk_in: bool = False,
-    channel: str | None = None,
+    channel: str | None = None, custom_channels: frozenset[str] | None = None,
 ) -> list[DomainEvent]:
-    """Records attendance once: a second check-in of the same member decides nothing."""
+    """Records attendance once: a second check-in of the same member decides nothing. A
+    registered member came through the channel they registered by (held to the community's
+    channels then); a walk-in through the one named, or the door's."""
     _refuse_unless(event.status is not Status.CANCELLED, "event_cancelled",
                    "cannot check in to a cancelled event")
     _transition(event, DOORS_OPEN, "check in to")
@@ -175,7 +176,7 @@ def check_in(
     _refuse_unless(registered or walk_in, "not_registered",
                    f"member {member_id} is not registered; check them in as a walk-in")
     came_through = seat.channel if registered else channel or _door_channel(event.format)
-    _refuse_unless(valid_channel(came_through or ""), "channel", f"unknown channel {channel!r}")
+    _check_channel(came_through or "", None if registered else custom_channels)
     return [DomainEvent(ATTENDED, {"member_id": member_id, "channel": came_through,
                                    "checked_in_at": _utc(at), "walk_in": not registered}, at)]
 

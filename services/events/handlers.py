@@ -36,6 +36,7 @@ class ScheduleEvent:
     ends_at: datetime
     channel: str
     capacity: int | None = None
+    custom_channels: frozenset[str] | None = None  # the gateway's list (gatherly.channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class CheckIn:
     code: str | None = None
     walk_in: bool = False
     channel: str | None = None
+    custom_channels: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class EventHandlers:
             format=command.format, starts_at=command.starts_at, ends_at=command.ends_at,
             time_zone=command.details.time_zone, channel=command.channel,
             capacity=command.capacity, place=command.details.place, link=command.details.link,
+            custom_channels=command.custom_channels,
         )
         async with self.engine.begin() as conn:
             envelopes = await self._append(conn, event_id, command.community_id, 0, decided)
@@ -105,11 +108,13 @@ class EventHandlers:
         )
 
     async def register(
-        self, target: Target, *, member_id: str, channel: str, at: datetime
+        self, target: Target, *, member_id: str, channel: str, at: datetime,
+        custom_channels: frozenset[str] | None = None,
     ) -> Outcome:
         async with self.engine.begin() as conn:
             return await self._decide(conn, target, lambda event: domain.register(
-                event, member_id=member_id, channel=channel, at=at), members=[member_id])
+                event, member_id=member_id, channel=channel, at=at,
+                custom_channels=custom_channels), members=[member_id])
 
     async def cancel_registration(self, target: Target, *, member_id: str, at: datetime) -> Outcome:
         async with self.engine.begin() as conn:
@@ -124,7 +129,8 @@ class EventHandlers:
             member_id = command.member_id or await self._member_with_code(conn, target, command)
             return await self._decide(conn, target, lambda event: domain.check_in(
                 event, member_id=member_id, at=command.at, walk_in=command.walk_in,
-                channel=command.channel), members=[member_id])
+                channel=command.channel, custom_channels=command.custom_channels),
+                members=[member_id])
 
     async def _member_with_code(
         self, conn: AsyncConnection, target: Target, command: CheckIn
