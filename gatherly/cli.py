@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
+from gatherly.channels import custom_channels
 from gatherly.registry import APPS, PROJECTIONS, SCHEMAS, WORKERS, WRITERS
 from gatherly.settings import Settings
 
@@ -156,7 +157,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_import_members(settings: Settings, args: argparse.Namespace) -> int:
     # By string, like `serve`: the kernel never imports a service.
     return int(load("services.members.cli_import:import_members")(
-        settings, args.community, args.file, args.report))
+        settings, args.community, args.file, args.report, custom_channels(args.channels)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     members_import.add_argument("file", help="a .csv, .ndjson or .jsonl file")
     members_import.add_argument(
         "--report", metavar="PATH", help="write the per-row report (NDJSON) to this file"
+    )
+    # The community's custom channels live with the gateway's edge app, whose tables no service
+    # reads; the CLI runs without the gateway, so the operator names them (as the edge app shows
+    # them: GET /v1/communities/{id}).
+    members_import.add_argument(
+        "--channels", metavar="SLUGS", help="the community's custom channels, comma-separated"
+        " ('' for none): rows naming another channel are rejected; left out, any custom slug"
+        " is taken"
     )
     return parser
 

@@ -1,5 +1,11 @@
-"""`gatherly import-members COMMUNITY FILE [--report PATH]`: the bulk import from a file, with a
-progress bar, and optionally the per-row report (the same NDJSON as the HTTP endpoint's) to PATH.
+"""`gatherly import-members COMMUNITY FILE [--report PATH] [--channels SLUGS]`: the bulk import
+from a file, with a progress bar, and optionally the per-row report (the same NDJSON as the HTTP
+endpoint's) to PATH.
+
+The CLI runs without the gateway, so nothing hands it the community's custom channels (they live
+with the edge app, whose tables no service reads): `--channels` names them, and rows naming
+another channel are rejected as through the API. Without it, any custom slug is taken, as on a
+direct call to the service, and the CLI says so.
 
 Loaded by string from the kernel's CLI (the kernel never imports a service). The file is read in
 64 KiB pieces through the same importer the HTTP endpoint uses, so memory stays bounded; the
@@ -40,6 +46,7 @@ async def import_path(
     settings: Settings, community_id: str, path: Path, *,
     on_read: Callable[[int], None] | None = None,
     on_chunk: Callable[[ImportReport], None] | None = None, rows_out: ReportOut | None = None,
+    custom_channels: frozenset[str] | None = None,
 ) -> ImportReport:
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -48,27 +55,34 @@ async def import_path(
     try:
         importer = MemberImporter(engine, EventStore(source="/gatherly/members"))
         return await importer.run(community_id, file_pieces(path, on_read), fmt, on_chunk,
-                                  rows_out=rows_out)
+                                  custom_channels=custom_channels, rows_out=rows_out)
     finally:
         await engine.dispose()
 
 
 def import_members(settings: Settings, community_id: str, file: str,
-                   report_path: str | None = None) -> int:
+                   report_path: str | None = None,
+                   custom_channels: frozenset[str] | None = None) -> int:
     """What the CLI runs: 0 when every row was imported or already present, 1 with rejections,
     2 when the file cannot be read at all. With `report_path`, the per-row report is written
-    there; an import that fails leaves no report file (a part would pass for the whole)."""
+    there; an import that fails leaves no report file (a part would pass for the whole).
+    `custom_channels`: the community's (gatherly.channels); None: any custom slug."""
     console = Console(stderr=True)
     path = Path(file)
     if not path.is_file():
         console.print(f"[red]no such file: {file}")
         return 2
+    if custom_channels is None:
+        console.print("[yellow]--channels not given: any custom channel slug is taken; name the"
+                      " community's custom channels to hold rows to them")
     if report_path is None:
-        return _import_with_progress(settings, community_id, path, console, None)
+        return _import_with_progress(settings, community_id, path, console, None,
+                                     custom_channels)
     target = Path(report_path)
     try:
         with target.open("wb") as rows_out:
-            code = _import_with_progress(settings, community_id, path, console, rows_out.write)
+            code = _import_with_progress(settings, community_id, path, console, rows_out.write,
+                                         custom_channels)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -79,7 +93,7 @@ def import_members(settings: Settings, community_id: str, file: str,
 
 def _import_with_progress(
     settings: Settings, community_id: str, path: Path, console: Console,
-    rows_out: ReportOut | None,
+    rows_out: ReportOut | None, custom_channels: frozenset[str] | None,
 ) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TimeRemainingColumn())
@@ -95,7 +109,7 @@ def _import_with_progress(
             report = asyncio.run(import_path(
                 settings, community_id, path,
                 on_read=lambda n: progress.advance(task, n), on_chunk=counted,
-                rows_out=rows_out))
+                rows_out=rows_out, custom_channels=custom_channels))
         except UnreadableImport as error:
             console.print(f"[red]{error}")
             return 2

@@ -1,12 +1,18 @@
 """Custom channels (issue #3): with the gateway's `X-Gatherly-Community-Channels` header, a join,
 a rejoin, an import row or a profile's handles may name a built-in channel or one the community
 added, nothing else. Without the header (a direct call that bypassed the gateway) any custom slug
-is taken."""
+is taken. The CLI import, which runs without the gateway, is told them by `--channels`."""
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+from pathlib import Path
 
+import httpx
+import pytest
+
+from gatherly.cli import main as gatherly
+from gatherly.settings import Settings
 from tests.integration.test_members_api import BASE, client, event_count, settings
 from tests.integration.test_members_import import CSV, upload
 
@@ -82,3 +88,21 @@ async def test_a_profile_handle_for_a_channel_the_community_lacks_is_refused(
                               headers={**CHANNELS, "If-Match": etag})
     assert kept.status_code == 200, kept.text
     assert kept.json()["handles"] == {"founders": "@ann", "vk": "ann"}
+
+
+async def test_the_cli_import_holds_rows_to_the_channels_it_is_given(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GATHERLY_DATABASE_URL", settings.database)
+    file = tmp_path / "members.csv"
+    file.write_text("channel,external_ref\nfounders,f1\nother-club,o1\ntelegram,t1\n")
+    command = ["import-members", "c1", str(file), "--channels", "alumni-chat,founders"]
+    assert await asyncio.to_thread(gatherly, command) == 1
+    shown = capfd.readouterr()
+    assert "rows 3: created 2, already present 0, rejected 1" in shown.out, shown.out
+    assert "row 3: channel: unknown channel 'other-club'" in shown.out, shown.out
+    assert "--channels not given" not in shown.err
+    unchecked = await asyncio.to_thread(gatherly, ["import-members", "c1", str(file)])
+    assert unchecked == 0  # without --channels any custom slug is taken, and the CLI says so
+    assert "--channels not given" in capfd.readouterr().err
