@@ -85,7 +85,7 @@ _EXISTING = text(
     " ON l.community_id = :c AND l.channel = r.channel AND l.external_ref_hash = r.ref_hash"
 )
 _PROFILE_COLUMNS = ["member_id", "community_id", "display_name", "email", "handles", "city",
-                    "interests", "external_ref"]
+                    "interests", "name_key", "email_key", "external_ref"]
 
 
 Progress = Callable[[ImportReport], None]
@@ -201,7 +201,8 @@ class MemberImporter:
             chunk.joined_at.append(joined_at)
             chunk.profiles.append((member_id, community_id, p.display_name, p.email,
                                    _json(p.handles), p.city, list(p.interests),
-                                   row.external_ref))
+                                   personal.search_key(p.display_name),
+                                   personal.search_key(p.email), row.external_ref))
         chunk.events.extend(self.store.prepare_decided(
             decided, community_id=community_id, traceparent=current_traceparent()))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -34,6 +35,21 @@ def ref_hash(key: str, community_id: str, channel: str, external_ref: str) -> st
     message = f"{community_id}\x1f{channel}\x1f{external_ref}".encode()
     # hmac.digest: the one-shot C path, a fraction of hmac.new's cost (an import hashes every row)
     return REF_HASH_PREFIX + hmac.digest(key.encode(), message, hashlib.sha256).hex()
+
+
+def search_key(value: str | None) -> str | None:
+    """What a name or e-mail is found by: case-folded in Python, for any script. Postgres's
+    `lower()` follows the database's ctype, and the embedded server's is C (and built without
+    ICU): it left "Мария" as it was while Python lower-cased the query. Kept with the profile,
+    so it is personal data too, and erased with it.
+
+    NFKC before and after the fold (compatibility caseless matching, Unicode §3.13): full-width
+    letters, ligatures and a decomposed "Ü" find what they look like. Folding is per character,
+    so the key of a prefix (cut where no mark combines) starts the whole's key, which a
+    `LIKE 'key%'` on the key's index needs."""
+    if value is None:
+        return None
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.members.domain import MemberStatus
+from services.members.personal import search_key
 from services.members.views import MEMBER_COLUMNS, MEMBER_FROM, MemberView, to_view
 
 
@@ -37,8 +38,9 @@ class MemberPage:
 
 
 def _like_prefix(value: str) -> str:
-    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+    """The pattern for keys that start with `value`'s key (`personal.search_key`)."""
+    key = search_key(value) or ""
+    return key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _conditions(community_id: str, where: MemberFilter) -> tuple[list[str], dict[str, Any]]:
@@ -64,8 +66,7 @@ def _conditions(community_id: str, where: MemberFilter) -> tuple[list[str], dict
         params["joined_to"] = where.joined_to
     if where.prefix:
         conditions.append(
-            "(lower(p.display_name) LIKE :prefix ESCAPE '\\'"
-            " OR lower(p.email) LIKE :prefix ESCAPE '\\')"
+            "(p.name_key LIKE :prefix ESCAPE '\\' OR p.email_key LIKE :prefix ESCAPE '\\')"
         )
         params["prefix"] = _like_prefix(where.prefix)
     return conditions, params

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.members.domain import Member, MemberStatus
-from services.members.personal import Profile
+from services.members.personal import Profile, search_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +66,9 @@ def new_member_writes(
         " ON CONFLICT (community_id, channel, external_ref_hash)"
         " WHERE external_ref_hash IS NOT NULL DO NOTHING RETURNING id),"
         " written AS (INSERT INTO member_profile (member_id, community_id, display_name, email,"
-        " handles, city, interests, external_ref) SELECT id, :community_id, :display_name,"
-        " :email, CAST(:handles AS jsonb), :city, :interests, :external_ref FROM listed"
-        " RETURNING member_id)"
+        " handles, city, interests, external_ref, name_key, email_key) SELECT id,"
+        " :community_id, :display_name, :email, CAST(:handles AS jsonb), :city, :interests,"
+        " :external_ref, :name_key, :email_key FROM listed RETURNING member_id)"
     )
     params = {**_member_params(member), **_profile_params(profile), "external_ref": external_ref}
     return writes, params
@@ -81,6 +81,8 @@ def _profile_params(profile: Profile) -> dict[str, Any]:
         "handles": json.dumps(dict(profile.handles)),
         "city": profile.city,
         "interests": list(profile.interests),
+        "name_key": search_key(profile.display_name),
+        "email_key": search_key(profile.email),
     }
 
 
@@ -101,11 +103,13 @@ async def save_profile(
     await conn.execute(
         text(
             "INSERT INTO member_profile (member_id, community_id, display_name, email, handles,"
-            " city, interests, external_ref) VALUES (:id, :c, :display_name, :email,"
-            " CAST(:handles AS jsonb), :city, :interests, :external_ref)"
+            " city, interests, external_ref, name_key, email_key) VALUES (:id, :c,"
+            " :display_name, :email, CAST(:handles AS jsonb), :city, :interests, :external_ref,"
+            " :name_key, :email_key)"
             " ON CONFLICT (member_id) DO UPDATE SET display_name = excluded.display_name,"
             " email = excluded.email, handles = excluded.handles, city = excluded.city,"
-            " interests = excluded.interests"
+            " interests = excluded.interests, name_key = excluded.name_key,"
+            " email_key = excluded.email_key"
         ),
         {"id": member.id, "c": member.community_id, **_profile_params(profile),
          "external_ref": external_ref},

@@ -225,3 +225,16 @@ async def test_if_match_star_updates_any_version_and_a_weak_etag_never_matches(
     absent = await client.patch(url, json={"city": "Riga"})
     assert absent.status_code == 428
     assert (await client.get(url)).json()["city"] == "Oslo"
+
+
+async def test_a_name_prefix_finds_a_name_that_starts_with_a_non_ascii_capital(
+    client: httpx.AsyncClient,
+) -> None:
+    """`q` is 'name or e-mail prefix, any case': Python lower-cases the prefix, so the stored
+    name must be compared lower-cased the same way (a C-collation lower() leaves a Cyrillic
+    capital as it is)."""
+    name = "\u041c\u0430\u0440\u0438\u044f"  # Maria in Cyrillic
+    maria = (await client.post(BASE, json={"channel": "vk", "display_name": name})).json()
+    for prefix in (name, name.lower(), name[:3], name[:3].upper()):
+        found = (await client.get(BASE, params={"q": prefix})).json()["items"]
+        assert [m["id"] for m in found] == [maria["id"]], prefix

@@ -13,6 +13,7 @@ from services.members.personal import (
     apply_changes,
     profile_changes,
     ref_hash,
+    search_key,
 )
 
 
@@ -59,3 +60,18 @@ def test_the_reference_hash_is_keyed_and_scoped_to_community_and_channel() -> No
     assert re.fullmatch(r"h1:[0-9a-f]{64}", digest)
     assert len({digest, ref_hash("k2", "c1", "telegram", "42"),
                 ref_hash("k1", "c2", "telegram", "42"), ref_hash("k1", "c1", "vk", "42")}) == 4
+
+
+@pytest.mark.parametrize(("value", "key"), [
+    ("Мария", "мария"), ("Ёлка", "ёлка"), ("Ünïcødé", "ünïcødé"), ("Straße", "strasse"),
+    ("U\u0308ber", "über"), ("\uff21\uff2e\uff2e", "ann"), ("ﬁona", "fiona"), ("ΣΟΦΙΑ", "σοφια"),
+    ("ann@Example.ORG", "ann@example.org"), (None, None),
+])
+def test_a_search_key_folds_case_in_any_script(value: str | None, key: str | None) -> None:
+    assert search_key(value) == key
+
+
+def test_the_key_of_a_prefix_starts_the_key_of_the_whole() -> None:
+    for whole in ("Мария Иванова", "Ünïcødé Straße", "ΣΟΦΙΑ", "İstanbul"):
+        for cut in range(1, len(whole) + 1):
+            assert (search_key(whole) or "").startswith(search_key(whole[:cut]) or ""), whole
