@@ -36,7 +36,7 @@ import asyncpg
 from bench.members_common import members_database
 from gatherly.settings import to_libpq_url
 from services.members.cli_import import import_path
-from services.members.personal import ref_hash
+from services.members.personal import ref_hash, search_key
 
 COLUMNS = ["channel", "external_ref", "display_name", "email", "city", "interests"]
 COMMUNITY = "bench"
@@ -50,7 +50,7 @@ _OWN_TABLES = (
 _LIST_COLUMNS = ["id", "community_id", "channel", "status", "external_ref_hash", "joined_at",
                  "version"]
 _PROFILE_COLUMNS = ["member_id", "community_id", "display_name", "email", "handles", "city",
-                    "interests", "external_ref"]
+                    "interests", "name_key", "email_key", "external_ref"]
 _EVENT_COLUMNS = ["id", "stream_id", "community_id", "type", "version", "occurred_at", "data"]
 
 
@@ -91,7 +91,7 @@ def own_records(key: str, rows: list[tuple[str, ...]]) -> tuple[list[Any], list[
         hashed = ref_hash(key, COMMUNITY, channel, ref)
         listed.append((member_id, COMMUNITY, channel, "active", hashed, now, 1))
         profiles.append((member_id, COMMUNITY, name, email, "{}", city,
-                         interests.split(";"), ref))
+                         interests.split(";"), search_key(name), search_key(email), ref))
         data = {"channel": channel, "joined_at": now.isoformat(), "external_ref": hashed}
         events.append((uuid.uuid4(), str(member_id), COMMUNITY, "gatherly.member.joined", 1,
                        now, json.dumps(data)))
