@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.edge import store
+from gatherly.channels import BUILT_IN_CHANNELS, CHANNEL_SLUG
 from gatherly.web import (
     Community,
     CommunityPath,
@@ -22,7 +23,7 @@ from gatherly.web import (
 )
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-CHANNEL = r"^[a-z][a-z0-9_]{1,31}$"
+CHANNEL = CHANNEL_SLUG.pattern
 
 router = APIRouter(prefix="/v1/communities", tags=["communities"])
 
@@ -38,6 +39,8 @@ def valid_time_zone(value: str) -> str:
 def distinct_channels(value: list[str]) -> list[str]:
     if len(set(value)) != len(value):
         raise ValueError("custom channels must be distinct")
+    if built_in := sorted(BUILT_IN_CHANNELS.intersection(value)):
+        raise ValueError(f"{', '.join(built_in)}: built-in already, not a custom channel")
     return value
 
 

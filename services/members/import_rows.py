@@ -21,6 +21,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from gatherly.channels import known_channel
+from gatherly.envelope import in_the_future, utc_now
 from gatherly.web import storable
 from services.members import personal
 from services.members.personal import Profile, ProfileError
@@ -221,6 +222,8 @@ def check_row(
         joined_at = _time(raw.get("joined_at"))
     except (ValueError, TypeError) as error:
         return Rejection(number, "joined_at", f"not an ISO 8601 time with offset: {error}")
+    if joined_at is not None and in_the_future(joined_at, utc_now()):
+        return Rejection(number, "joined_at", "in the future: a join is a fact")
     try:
         invited_by = str(uuid.UUID(str(raw["invited_by"]))) if raw.get("invited_by") else None
     except ValueError:

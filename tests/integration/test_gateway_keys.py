@@ -103,7 +103,9 @@ async def test_the_operator_creates_lists_and_updates_communities(gateway: Gatew
 @pytest.mark.parametrize(
     ("change", "field"),
     [({"time_zone": "Mars/Olympus"}, "time_zone"), ({"slug": "Not A Slug"}, "slug"),
-     ({"custom_channels": ["vk", "vk"]}, "custom_channels"), ({"feedback_sla_hours": 0},
+     ({"custom_channels": ["vk", "vk"]}, "custom_channels"),
+     ({"custom_channels": ["alumni_chat", "telegram"]}, "custom_channels"),
+     ({"feedback_sla_hours": 0},
      "feedback_sla_hours"), ({"colour": "red"}, "colour")],
 )
 async def test_bad_community_input_is_422_naming_the_field(

@@ -81,6 +81,7 @@ def test_ndjson_lines_that_are_not_objects_are_rejected_rows() -> None:
         ({"channel": "vk", "joined_at": "2026-01-01T10:00:00"}, "joined_at"),
         ({"channel": "vk", "joined_at": "0001-01-01T00:00:00+05:00"}, "joined_at"),
         ({"channel": "vk", "joined_at": "9999-12-31T23:30:00-05:00"}, "joined_at"),
+        ({"channel": "vk", "joined_at": "2999-01-01T00:00:00+00:00"}, "joined_at"),
         ({"channel": "vk", "invited_by": "someone"}, "invited_by"),
         ({"channel": "vk", "external_ref": "x" * 201}, "external_ref"),
         ({"channel": "vk", "surprise": 1}, "surprise"),
