@@ -19,6 +19,10 @@ import pydantic_core
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+# How `json.dumps(…, separators=(",", ":"))` writes a string (ensure_ascii, its default;
+# quotes included) and any value: the encoder it builds on every call, built once.
+_string = json.encoder.encode_basestring_ascii
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 TYPE_PATTERN = re.compile(r"^gatherly\.[a-z_]+\.[a-z_]+(\.v\d+)?$")
 
 
@@ -68,7 +72,20 @@ class Envelope:
         return event
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_cloudevent(), separators=(",", ":")).encode()
+        """`to_cloudevent()` as compact JSON, written out field by field: the bytes
+        `json.dumps(self.to_cloudevent(), separators=(",", ":"))` gives (each string through
+        the C escaper `json.dumps` uses, the data through the encoder it makes), without
+        building the dict, walking it and making an encoder each time. The relay writes one
+        per event: half the time of `json.dumps` of the dict, measured side by side."""
+        traceparent = f',"traceparent":{_string(self.traceparent)}' if self.traceparent else ""
+        return (
+            f'{{"specversion":"{SPEC_VERSION}","id":{_string(self.id)},'
+            f'"source":{_string(self.source)},"type":{_string(self.type)},'
+            f'"subject":{_string(self.subject)},"time":{_string(self.time.isoformat())},'
+            f'"datacontenttype":"{CONTENT_TYPE}","communityid":{_string(self.community_id)},'
+            f'"sequence":{_string(str(self.sequence))},'
+            f'"data":{_compact(self.data)}{traceparent}}}'
+        ).encode()
 
 
 class MalformedEnvelope(ValueError):
