@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections import defaultdict
@@ -179,3 +180,68 @@ async def test_republish_restores_a_stream_that_lost_messages(settings: Settings
     envelopes = await stream_envelopes(settings)
     assert len(envelopes) == 20 and len({e.id for e in envelopes}) == 20
     assert await republish(settings, "members", datetime.now(UTC) + timedelta(hours=1)) == 0
+
+
+async def test_published_bytes_are_the_envelope_as_stored_in_compact_json(
+    settings: Settings,
+) -> None:
+    """What the relay reads from the store and writes to the stream, byte for byte: the compact
+    `json.dumps` of the stored event's CloudEvent (data in jsonb's key order, non-ASCII escaped),
+    its id as Nats-Msg-Id and its traceparent as a header."""
+    engine = create_engine(settings.database, "members")
+    datas = [{"channel": "vk", "name": "Zoë 😀 東京", "quote": 'a "b" \\ c\n', "n": 10**20,
+              "x": 0.1 + 0.2, "tiny": 1.5e-7, "deep": {"list": [1, None, True, "é"]}},
+             {"b": 1, "aa": 2, "a": 3}, {}]
+    async with engine.begin() as conn:
+        for n, data in enumerate(datas):
+            await conn.execute(text(
+                "INSERT INTO events (id, stream_id, community_id, type, version, occurred_at,"
+                " data, traceparent) VALUES (:id, :s, 'c1', 'gatherly.member.joined', 1,"
+                " now() - make_interval(secs => :n), CAST(:data AS jsonb), :tp)"),
+                {"id": str(uuid.uuid4()), "s": f"m{n}", "n": n, "data": json.dumps(data),
+                 "tp": None if n else "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    async with engine.connect() as conn:
+        stored = [e for n in range(len(datas)) for e in await STORE.read_stream(conn, f"m{n}")]
+    relay = Relay(settings, "members", engine)
+    async with running(relay):
+        await eventually(lambda: _at_least(relay, len(datas)))
+    await engine.dispose()
+    deliveries = await stream_deliveries(settings)
+    assert [d.payload for d in deliveries] == [
+        json.dumps(e.to_cloudevent(), separators=(",", ":")).encode() for e in stored]
+    assert [(d.headers["Nats-Msg-Id"], d.headers.get("traceparent")) for d in deliveries] == [
+        (e.id, e.traceparent) for e in stored]
+
+
+async def test_the_relay_reads_again_after_its_database_connections_were_cut(
+    settings: Settings,
+) -> None:
+    """Its pooled connections gone (a restart, a proxy's idle timeout), the leader's kept: the
+    relay's reads go to the driver connection under SQLAlchemy's, and a dead one must leave the
+    pool, not fail every read until the pool recycles it (ten minutes)."""
+    engine = create_engine(settings.database, "members")
+    relay = Relay(settings, "members", engine)
+    async with running(relay):
+        await _append_joins(settings, 3)
+        await eventually(lambda: _at_least(relay, 3))
+        cutter = create_engine(settings.database, "members", pool_size=1)
+        async with cutter.connect() as conn:
+            await conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"))
+        await cutter.dispose()
+        await _append_joins(settings, 3)
+        await eventually(lambda: _at_least(relay, 6), within=10)
+    await engine.dispose()
+    assert len(await stream_envelopes(settings)) == 6
+
+
+async def _append_joins(settings: Settings, count: int) -> None:
+    """On an engine of its own, made for these appends."""
+    engine = create_engine(settings.database, "members", pool_size=1)
+    for _ in range(count):
+        async with engine.begin() as conn:
+            await STORE.append(conn, stream_id=str(uuid.uuid4()), community_id="c1",
+                               expected_version=0, events=[joined()])
+    await engine.dispose()
