@@ -54,6 +54,10 @@ def inside(moment: datetime | None) -> bool:
     return moment is not None and START <= moment < END
 
 
+def in_version_order(facts: list[Envelope]) -> list[Envelope]:
+    return sorted(facts, key=lambda f: (f.subject, f.sequence))
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (what percentile_cont computes)."""
     if not values:
@@ -161,9 +165,14 @@ class Oracle:
         }
 
     def events(self) -> dict[str, int]:
+        """The events starting in the window: their registrations (not cancelled), check-ins,
+        walk-ins and new participants."""
+        starts: dict[str, datetime] = {}
+        for f in in_version_order(self._of("event.scheduled", "event.rescheduled")):
+            starts[f.subject] = at(f, "starts_at")
+        held = {event for event, start in starts.items() if inside(start)}
         registered: dict[tuple[str, str], datetime | None] = {}
-        for f in sorted(self._of("event.registered", "event.registration_cancelled"),
-                        key=lambda f: (f.subject, f.sequence)):
+        for f in in_version_order(self._of("event.registered", "event.registration_cancelled")):
             key = (f.subject, f.data["member_id"])
             registered[key] = at(f, "registered_at") if f.type.endswith("registered") else None
         checkins: dict[tuple[str, str], Envelope] = {}
@@ -173,9 +182,9 @@ class Oracle:
         for (event, member), f in checkins.items():
             first[member] = min(first.get(member, (at(f, "checked_in_at"), event)),
                                 (at(f, "checked_in_at"), event))
-        attended = [(k, f) for k, f in checkins.items() if inside(at(f, "checked_in_at"))]
+        attended = [(k, f) for k, f in checkins.items() if k[0] in held]
         return {
-            "registered": sum(inside(r) for r in registered.values()),
+            "registered": sum(r is not None and e in held for (e, _), r in registered.items()),
             "attended": len(attended),
             "walk_ins": sum(f.data["walk_in"] for _, f in attended),
             "new": sum(first[m][1] == e for (e, m), _ in attended),

@@ -161,8 +161,8 @@ def reactions(facts: list[Envelope], span: Span) -> dict[str, Any]:
 
 
 def events(facts: list[Envelope], span: Span) -> dict[str, Any]:
-    """Per month (registrations at their moment, check-ins at theirs, no-shows at the event's
-    start) and per event starting in the window."""
+    """Per event starting in the window, and per month the sums over the events starting in
+    it (no-shows and the attendance rate over its finished events only)."""
     schedule: dict[str, dict[str, Any]] = defaultdict(dict)
     registered: dict[tuple[str, str], Envelope] = {}
     checked_in: dict[tuple[str, str], Envelope] = {}
@@ -181,28 +181,23 @@ def events(facts: list[Envelope], span: Span) -> dict[str, Any]:
         firsts[member] = min(firsts.get(member, (when(f, "checked_in_at"), event)),
                              (when(f, "checked_in_at"), event))
     active = {key: f for key, f in registered.items() if f.type.endswith(".registered")}
-    per_month: dict[date, Counter[str]] = defaultdict(Counter)
-    for f in active.values():
-        if span.holds(at := when(f, "registered_at")):
-            per_month[span.month_of(at)]["registered"] += 1
-    for (event, member), f in checked_in.items():
-        if span.holds(at := when(f, "checked_in_at")):
-            per_month[span.month_of(at)].update(
-                attended=1, walk_ins=int(f.data["walk_in"]), new=int(firsts[member][1] == event))
-    for event, member in active:
-        start = schedule[event].get("starts_at")
-        if ("finished" in schedule[event] and start is not None and span.holds(start)
-                and (event, member) not in checked_in):
-            per_month[span.month_of(start)]["no_shows"] += 1
-    periods = [_with_repeat({"start": m.isoformat(), **{
-        k: per_month[m][k] for k in ("registered", "attended", "walk_ins", "no_shows", "new")}})
-        for m in span.starts()]
-    totals = _with_repeat({k: sum(p[k] for p in periods)
-                           for k in ("registered", "attended", "walk_ins", "no_shows", "new")})
     starting = sorted((s["starts_at"], e) for e, s in schedule.items()
                       if "starts_at" in s and span.holds(s["starts_at"]))
-    return {**totals, "periods": periods, "events": [
-        _event(e, schedule[e], active, checked_in, firsts) for _, e in starting]}
+    rows = [_event(e, schedule[e], active, checked_in, firsts) for _, e in starting]
+    per_month: dict[date, Counter[str]] = defaultdict(Counter)
+    for (start, _), row in zip(starting, rows, strict=True):
+        per_month[span.month_of(start)].update(
+            {k: row[k] or 0 for k in ("registered", "attended", "walk_ins", "no_shows", "new")},
+            held_registered=row["registered"] if row["no_shows"] is not None else 0)
+    periods = [_with_repeat({"start": m.isoformat(), **{k: per_month[m][k] for k in COUNTS}})
+               for m in span.starts()]
+    totals = _with_repeat({k: sum(p[k] for p in periods) for k in COUNTS})
+    for part in (totals, *periods):
+        part.pop("held_registered")
+    return {**totals, "periods": periods, "events": rows}
+
+
+COUNTS = ("registered", "attended", "walk_ins", "no_shows", "new", "held_registered")
 
 
 def _event(event: str, schedule: dict[str, Any], active: dict[tuple[str, str], Envelope],
@@ -222,10 +217,11 @@ def _event(event: str, schedule: dict[str, Any], active: dict[tuple[str, str], E
 
 
 def _with_repeat(counts: dict[str, Any]) -> dict[str, Any]:
+    """The attendance rate: of the registrations for finished events, the share checked in."""
     repeat = counts["attended"] - counts["new"]
+    held = counts["held_registered"]
     return {**counts, "repeat": repeat, "new_to_repeat": ratio(counts["new"], repeat),
-            "attendance_rate": ratio(counts["attended"] - counts["walk_ins"],
-                                     counts["registered"])}
+            "attendance_rate": ratio(held - counts["no_shows"], held)}
 
 
 def feedback(facts: list[Envelope], span: Span) -> dict[str, Any]:
@@ -297,6 +293,7 @@ def test_the_oracle_counts_no_shows_at_the_events_start_and_firsts_once() -> Non
     answer = events(h, FEBRUARY_TO_MARCH)
     assert {k: answer[k] for k in ("registered", "attended", "no_shows", "new", "repeat")} == {
         "registered": 2, "attended": 3, "no_shows": 1, "new": 2, "repeat": 1}
+    assert answer["attendance_rate"] == 0.5  # @b of @a and @b; walk-in @c is not in it
     first, second = answer["events"]
     assert (first["no_shows"], first["new"], first["status"]) == (1, 2, "finished")
     assert (second["no_shows"], second["new"], second["repeat"]) == (None, 0, 1)

@@ -1,48 +1,51 @@
 """Community events: registered, attended, walk-ins, no-shows, new and repeat participants, per
-event and per period. A participant is new at their first attended event in the community
-(earliest check-in, ties by event id); no-shows count only once an event has finished."""
+event and per period. A period's numbers are those of the events that start in it (in the
+window's zone), so they are the sums of its events' own numbers. A participant is new at their
+first attended event in the community (earliest check-in, ties by event id); no-shows count only
+once an event has finished, and so does the attendance rate."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kpi.queries.window import Window, bucket, ratio
-from services.kpi.queries.zones import IN_WINDOW, ZONED, NewZone, day_bucket
 
-# No-shows: registered (not cancelled) minus those of them checked in, per finished event, in
-# the period of the event's start (`event_registrations`, kept by the projection).
-NO_SHOWS = ("ON r.community_id = e.community_id AND r.event_id = e.event_id"
-            " WHERE e.community_id = :c AND e.finished_at IS NOT NULL"
-            " AND e.starts_at >= :start AND e.starts_at < :end")
-
-# Per period from the daily rollups (new participants: `first_attendance_days`, members per
-# local day of their first attendance) and no-shows per finished event, each as an array over
-# the window's periods (`:buckets`, zeros included); the sums as bigint (numeric would come back
-# as Decimal, slower to decode).
-# `{bucket}`: zones.day_bucket (the day itself at day granularity, no date_trunc per row).
-_PER_PERIOD = {
-    "registered": f"SELECT {{bucket}} AS b, sum(n) AS n FROM registration_days"
-                  f" WHERE {IN_WINDOW} GROUP BY 1",
-    "attended": f"SELECT {{bucket}} AS b, sum(n) AS n, sum(n) FILTER (WHERE walk_in) AS w"
-                f" FROM attendance_days WHERE {IN_WINDOW} GROUP BY 1",
-    "new": f"SELECT {{bucket}} AS b, sum(n) AS n FROM first_attendance_days"
-           f" WHERE {IN_WINDOW} GROUP BY 1",
-    "no_shows": f"SELECT {bucket('e.starts_at')} AS b, sum(r.registered - r.attended) AS n"
-                f" FROM community_events e JOIN event_registrations r {NO_SHOWS} GROUP BY 1",
+# The window's events (by start) and their counts, from the per-event tables the projection
+# keeps (`event_registrations`: registrations not cancelled, and those of them checked in;
+# `event_participants`: attendances, walk-ins, new participants). A year at 1M members is ~500
+# rows: no zone's rollups are needed, so the answer is the same in every zone's periods.
+# `present`: registrations checked in; `held`: the event finished (no-shows and the rate).
+WINDOW_EVENTS = (
+    "SELECT e.event_id, e.starts_at, e.finished_at IS NOT NULL AS held,"
+    " CASE WHEN e.cancelled_at IS NOT NULL THEN 'cancelled'"
+    " WHEN e.finished_at IS NOT NULL THEN 'finished' ELSE 'scheduled' END AS status,"
+    " coalesce(reg.registered, 0) AS registered, coalesce(reg.attended, 0) AS present,"
+    " coalesce(p.attended, 0) AS attended, coalesce(p.walk_ins, 0) AS walk_ins,"
+    " coalesce(p.new, 0) AS new"
+    " FROM community_events e"
+    " LEFT JOIN event_registrations reg ON reg.community_id = :c AND reg.event_id = e.event_id"
+    " LEFT JOIN event_participants p ON p.community_id = :c AND p.event_id = e.event_id"
+    " WHERE e.community_id = :c AND e.starts_at >= :start AND e.starts_at < :end"
+)
+# Per period: the sums over its events; no-shows and the registrations the attendance rate is
+# over only for finished events (`held_registered`). Bigint: numeric would come back as Decimal.
+_SUMS = {
+    "registered": "sum(registered)", "attended": "sum(attended)", "walk_ins": "sum(walk_ins)",
+    "no_shows": "sum(registered - present) FILTER (WHERE held)", "new": "sum(new)",
+    "held_registered": "sum(registered) FILTER (WHERE held)",
 }
+_PER_PERIOD = (f"SELECT {bucket('starts_at')} AS b, "
+               + ", ".join(f"{sql} AS {name}" for name, sql in _SUMS.items())
+               + " FROM we GROUP BY 1")
+# Each column an array over the window's periods (`:buckets`, zeros included).
 PERIODS = (
-    "SELECT " + ", ".join(
-        f"array_agg(CAST(coalesce({sql}, 0) AS bigint) ORDER BY p.b) AS {name}"
-        for name, sql in (("registered", "registered.n"), ("attended", "attended.n"),
-                          ("walk_ins", "attended.w"), ("no_shows", "no_shows.n"),
-                          ("new", "new.n")))
-    + " FROM unnest(CAST(:buckets AS date[])) AS p(b) "
-    + " ".join(f"LEFT JOIN ({sql}) AS {name} USING (b)" for name, sql in _PER_PERIOD.items())
+    "SELECT " + ", ".join(f"array_agg(CAST(coalesce(s.{name}, 0) AS bigint) ORDER BY p.b)"
+                          f" AS {name}" for name in _SUMS)
+    + f" FROM unnest(CAST(:buckets AS date[])) AS p(b) LEFT JOIN ({_PER_PERIOD}) s USING (b)"
 )
 # Per event: `event_participants` (attended, walk-ins, new) and `event_registrations`.
 _PER_EVENT = """
@@ -64,33 +67,20 @@ ORDER BY e.starts_at NULLS LAST, i.event_id
 PER_EVENT = _PER_EVENT.format(events="unnest(CAST(:ids AS text[]))")
 # The window's first 500 events by start, each column an array in start order.
 _EVENT_COLUMNS = {
-    "ids": "e.event_id", "starts": "e.starts_at AT TIME ZONE 'UTC'",
-    "statuses": "CASE WHEN e.cancelled_at IS NOT NULL THEN 'cancelled'"
-                " WHEN e.finished_at IS NOT NULL THEN 'finished' ELSE 'scheduled' END",
-    "registered": "coalesce(reg.registered, 0)",
-    "no_shows": "CASE WHEN e.finished_at IS NOT NULL"
-                " THEN coalesce(reg.registered - reg.attended, 0) END",
-    "attended": "coalesce(p.attended, 0)", "walk_ins": "coalesce(p.walk_ins, 0)",
-    "new": "coalesce(p.new, 0)",
+    "ids": "event_id", "starts": "starts_at AT TIME ZONE 'UTC'", "statuses": "status",
+    "registered": "registered",
+    "no_shows": "CASE WHEN held THEN registered - present END",
+    "attended": "attended", "walk_ins": "walk_ins", "new": "new",
 }
 IN_WINDOW_EVENTS = (
     "SELECT " + ", ".join(f"array_agg({name} ORDER BY starts, ids) AS event_{name}"
                           for name in _EVENT_COLUMNS)
     + " FROM (SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in _EVENT_COLUMNS.items())
-    + " FROM community_events e"
-    " LEFT JOIN event_registrations reg ON reg.community_id = :c AND reg.event_id = e.event_id"
-    " LEFT JOIN event_participants p ON p.community_id = :c AND p.event_id = e.event_id"
-    " WHERE e.community_id = :c AND e.starts_at >= :start AND e.starts_at < :end"
-    " ORDER BY e.starts_at, e.event_id LIMIT 500) e"
+    + " FROM we ORDER BY starts_at, event_id LIMIT 500) e"
 )
-# The whole answer in one round trip: one row of arrays, and whether the zone is registered.
-EVENTS = f"SELECT {ZONED} AS zoned, * FROM ({PERIODS}) periods, ({IN_WINDOW_EVENTS}) events"
-
-
-@cache
-def _events(granularity: str) -> TextClause:
-    # Parsed once: text() scans the statement for its parameters each time it is built.
-    return text(EVENTS.format(bucket=day_bucket(granularity)))
+# The whole answer in one round trip: one row of arrays.
+EVENTS = text(f"WITH we AS ({WINDOW_EVENTS}) SELECT * FROM ({PERIODS}) periods,"
+              f" ({IN_WINDOW_EVENTS}) events")
 
 
 async def event_stats(
@@ -126,19 +116,14 @@ def _event(event_id: str, starts_at: str | None, status: str, registered: int,
 
 
 async def events_kpi(conn: AsyncConnection, community: str, w: Window) -> dict[str, Any]:
-    """Totals, the window's periods and its first 500 events, read by one statement; NewZone
-    when the window's zone is not registered (its rollups not filled)."""
+    """Totals, the window's periods and its first 500 events, read by one statement."""
     buckets = w.buckets()
-    row = (await conn.execute(_events(w.granularity), {"c": community, **w.params(),
-                                                        "buckets": buckets})).one()
-    if not row.zoned:
-        raise NewZone
-    series = [_counts(registered, attended, walk_ins, no_shows, new, start=b.isoformat())
-              for b, registered, attended, walk_ins, no_shows, new in zip(
-                  buckets, row.registered, row.attended, row.walk_ins, row.no_shows, row.new,
-                  strict=True)]
+    row = (await conn.execute(EVENTS, {"c": community, **w.params(), "buckets": buckets})).one()
+    series = [_counts(*counts, start=b.isoformat()) for b, *counts in zip(
+        buckets, row.registered, row.attended, row.walk_ins, row.no_shows, row.new,
+        row.held_registered, strict=True)]
     totals = _counts(sum(row.registered), sum(row.attended), sum(row.walk_ins),
-                     sum(row.no_shows), sum(row.new))
+                     sum(row.no_shows), sum(row.new), sum(row.held_registered))
     return {**totals, "periods": series, "events": _in_window(row)}
 
 
@@ -153,13 +138,9 @@ def _in_window(row: Any) -> list[dict[str, Any]]:
                 strict=True)]
 
 
-TOTALS = f"""
-SELECT (SELECT coalesce(sum(n), 0) FROM registration_days WHERE {IN_WINDOW}) AS registered,
-       (SELECT coalesce(sum(n), 0) FROM attendance_days WHERE {IN_WINDOW}) AS attended,
-       (SELECT coalesce(sum(n), 0) FROM first_attendance_days WHERE {IN_WINDOW}) AS new,
-       (SELECT coalesce(sum(r.registered - r.attended), 0)
-        FROM community_events e JOIN event_registrations r {NO_SHOWS}) AS no_shows
-"""
+# The window's totals alone (the summary's), the same sums over the same events.
+TOTALS = (f"SELECT {', '.join(f'coalesce({sql}, 0) AS {name}' for name, sql in _SUMS.items())}"
+          f" FROM ({WINDOW_EVENTS}) we")
 
 
 def totals_of(row: Any) -> dict[str, int]:
@@ -170,9 +151,11 @@ def totals_of(row: Any) -> dict[str, int]:
 
 
 def _counts(registered: int, attended: int, walk_ins: int, no_shows: int, new: int,
-            **start: str) -> dict[str, Any]:
+            held_registered: int, **start: str) -> dict[str, Any]:
+    """A period's (or the window's) numbers. The attendance rate: of the registrations for
+    finished events, the share checked in (walk-ins, never registered, are not in it)."""
     repeat = attended - new
     return {**start, "registered": registered, "attended": attended, "walk_ins": walk_ins,
             "no_shows": no_shows, "new": new, "repeat": repeat,
             "new_to_repeat": ratio(new, repeat),
-            "attendance_rate": ratio(attended - walk_ins, registered)}
+            "attendance_rate": ratio(held_registered - no_shows, held_registered)}
