@@ -167,9 +167,11 @@ def _member_at(history: list[tuple[str, datetime]], end: datetime) -> bool:
 
 
 def roles(facts: list[Envelope]) -> dict[str, Any]:
-    """Members now (not left; erasure keeps counts) per role held now; the catalogue's roles
-    nobody holds."""
-    current = {m for m, history in member_histories(facts).items() if history[-1][0] != "left"}
+    """Members now (not left, not erased) per role held now; the catalogue's roles nobody
+    holds."""
+    erased = {f.subject for f in facts if f.type == "gatherly.member.erased"}
+    current = {m for m, history in member_histories(facts).items()
+               if history[-1][0] != "left" and m not in erased}
     held: dict[tuple[str, str], bool] = {}
     for f in in_order(facts):
         if f.type in ("gatherly.member.role_assigned", "gatherly.member.role_removed"):

@@ -1,7 +1,8 @@
 """Member facts: every join, rejoin and leave kept by (member, version); each member's current
-channel and status; roles held. A member's facts come in order (one aggregate), so a leave takes
-the channel of the join or rejoin before it. Retention cohorts (facts/retention.py) and role
-coverage (facts/roles.py) are kept by the same writes."""
+channel and status (member, left, or erased: final, as in the members service, which refuses
+every later change); roles held. A member's facts come in order (one aggregate), so a leave
+takes the channel of the join or rejoin before it. Retention cohorts (facts/retention.py) and
+role coverage (facts/roles.py) are kept by the same writes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gatherly.envelope import Envelope
 from services.kpi.facts import retention, roles
-from services.kpi.facts.common import Identities, fact_time, fetch, insert_rows
+from services.kpi.facts.common import ERASED, Identities, fact_time, fetch, insert_rows
 from services.kpi.facts.rollups import deltas
 
 CHANGES = {
@@ -39,7 +40,7 @@ class MemberFold:
 
 
 async def apply(conn: AsyncConnection, events: list[Envelope], ids: Identities) -> None:
-    relevant = [e for e in events if e.type in CHANGES or e.type in ROLES]
+    relevant = [e for e in events if e.type in CHANGES or e.type in ROLES or e.type == ERASED]
     if not relevant:
         return
     fold = MemberFold()
@@ -51,7 +52,10 @@ async def apply(conn: AsyncConnection, events: list[Envelope], ids: Identities) 
         if event.type in ROLES:
             fold.roles[(*member, str(event.data["role"]))] = ROLES[event.type]
             continue
-        _change(fold, member, event)
+        if event.type == ERASED:
+            _erase(fold, member)
+        else:
+            _change(fold, member, event)
         touched.add(member)
     # Role coverage: these members' counts go before the writes and come back after them. A
     # member with no role stored and none given in the batch counts 0 before and after.
@@ -71,8 +75,18 @@ def _change(fold: MemberFold, member: tuple[str, str], event: Envelope) -> None:
     if state is None:
         state = fold.states[member] = MemberState(channel, "member", at)
     state.channel = channel
-    state.status = "left" if kind == "left" else "member"
+    if state.status != "erased":
+        state.status = "left" if kind == "left" else "member"
     fold.changes.append((*member, event.sequence, kind, channel, at))
+
+
+def _erase(fold: MemberFold, member: tuple[str, str]) -> None:
+    """The members service lists an erased member as neither active nor left and keeps their
+    roles: they stop counting for role coverage (facts/roles.py counts status 'member'). Their
+    joins and leaves stay, as in the members service's history, so member totals do not move."""
+    state = fold.states.get(member)
+    if state is not None:  # no join known: no row, nothing counted
+        state.status = "erased"
 
 
 async def _load_states(

@@ -5,7 +5,8 @@ Whether a member counts for a role depends on two rows that change (their status
 the role in `member_roles`) through leaves, rejoins, assignments and removals. The projection
 takes the batch's members' counts away before it writes them and adds them back after
 (`recount`), so each count equals the GROUP BY over the stored rows after every batch, whatever
-changed and in whatever order. Erasure renames the member in both rows and changes no count."""
+changed and in whatever order. Erasure renames the member in both rows and sets their status to
+'erased' (facts/members.py), so an erased member holds their roles but counts for none."""
 
 from __future__ import annotations
 
