@@ -4,14 +4,19 @@ the KPI counted their roles for ever. In any arrival order and after a rebuild."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+from alembic import command
+from alembic.config import Config
 
 from gatherly.envelope import Envelope
 from gatherly.replay import replay
 from gatherly.settings import Settings
+from services.kpi import migrations
 from services.kpi.projections import KpiProjection
 from tests.integration.test_kpi_support import History, kpi_client, project, publish
 
@@ -64,3 +69,27 @@ async def test_an_erased_member_counts_for_no_role_in_any_order_and_after_a_rebu
         await replay(settings, KpiProjection(), show=False)
         assert [await roles_and_total(client, c)
                 for c in ("together", "apart", "reversed")] == live
+
+
+def _kpi_schema_at(settings: Settings, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes.update(url=settings.database, schema="kpi",
+                             version_table="alembic_version")
+    if revision == "head":
+        command.upgrade(config, revision)
+    else:
+        command.downgrade(config, revision)
+
+
+async def test_members_erased_before_the_upgrade_stop_counting_for_their_roles(
+    settings: Settings,
+) -> None:
+    facts = mentors("old").facts
+    await publish(settings, facts)
+    await project(settings, len(facts))
+    async for client in kpi_client(settings):
+        await asyncio.to_thread(_kpi_schema_at, settings, "kpi0019")  # as kept before kpi0020
+        assert await roles_and_total(client, "old") == ({"mentor": 2, "hero": 1}, 2)
+        await asyncio.to_thread(_kpi_schema_at, settings, "head")
+        assert await roles_and_total(client, "old") == ({"mentor": 1}, 2)
