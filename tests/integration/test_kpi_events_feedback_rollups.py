@@ -1,4 +1,4 @@
-"""Participants per event, new participants per day, feedback waits and the open backlog: each
+"""Participants per event, feedback waits and the open backlog: each
 rollup equals a recount over the facts whether its zone was registered before, during or after
 the projection (and when filled by migration kpi0011), and the waits and backlog read from them
 are exactly what `percentile_cont` over every feedback row gives."""
@@ -25,8 +25,6 @@ from tests.integration.test_kpi_support import project_while_zones_register, wit
 FIRSTS = ("SELECT DISTINCT ON (member_id) member_id, checked_in_at, event_id FROM attendances"
           " WHERE community_id = :c ORDER BY member_id, checked_in_at, event_id")
 EXPECTED = {
-    "first_attendance_days": f"SELECT CAST(checked_in_at AT TIME ZONE :tz AS date), count(*)"
-                             f" FROM ({FIRSTS}) f GROUP BY 1",
     "feedback_waits": "SELECT p, CAST(date_trunc(p, submitted_at AT TIME ZONE :tz) AS date),"
                       " CAST(sign(d) * CASE WHEN d = 0 THEN 0"
                       " ELSE floor(log(1.05, CAST(abs(d) AS numeric))) + 1000 END AS int),"
@@ -41,7 +39,6 @@ EXPECTED = {
                      " AND submitted_at IS NOT NULL GROUP BY 1, 2",
 }
 STORED = {
-    "first_attendance_days": "SELECT day, n",
     "feedback_waits": "SELECT period, start, bin, n",
     "feedback_open": "SELECT submitted, resolved, n",
 }
@@ -134,8 +131,8 @@ async def _assert_all(engine: AsyncEngine) -> None:
 
 async def _refill_as_the_migration_does(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE event_participants, first_attendance_days,"
+        await conn.execute(text("TRUNCATE event_participants,"
                                 " feedback_waits, feedback_open"))
         await conn.execute(text(participants.EVENT_PARTICIPANTS_FROM_FACTS))
-        for sql in (*participants.backfill("TRUE").values(), *kept.backfill("TRUE").values()):
+        for sql in kept.backfill("TRUE").values():
             await conn.execute(text(sql))

@@ -1,15 +1,13 @@
-"""Participants per event and new participants per day, kept so the events KPI reads a few
-hundred rows instead of every attendance and every member's first one.
-
-- `event_participants` (zone-free): per event its attendances, walk-ins, and the members whose
-  first attendance (facts/events.py: earliest check-in, ties by event id) it is.
-- `first_attendance_days` (per zone and local day): members whose first attendance falls on it.
+"""Participants per event, kept so the events KPI reads a few hundred rows instead of every
+attendance and every member's first one: `event_participants` (zone-free) holds per event its
+attendances, walk-ins, and the members whose first attendance (facts/events.py: earliest
+check-in, ties by event id) it is. A period's new participants are those of its events.
 
 Attendances are insert-only, so attended and walk-ins add what the batch inserted. A member's
 first attendance may move to an earlier one that arrives later: the statement that inserts the
 batch's attendances also reads the stored first attendances of its members (same snapshot, as
 before the statement), and each member whose first one moves adds +1 where it is now and -1
-where it was. So both equal a count over `first_attendances` whatever the arrival order (a
+where it was. So `new` equals a count over `first_attendances` whatever the arrival order (a
 count taken back may stay as a 0 row). A community's batches are applied one after another
 (docs/adr/0005)."""
 
@@ -32,16 +30,6 @@ _MOVED = (
 )
 
 
-def _days(source: str, value: str, zone_filter: str) -> str:
-    return (
-        "INSERT INTO first_attendance_days AS r (community_id, tz, day, n)"
-        " SELECT s.community_id, z.tz, CAST(s.at AT TIME ZONE z.tz AS date), " + value
-        + f" FROM {source} s JOIN kpi_zones z ON z.community_id = s.community_id"
-        f" WHERE {zone_filter} GROUP BY 1, 2, 3 HAVING {value} <> 0"
-        " ON CONFLICT (community_id, tz, day) DO UPDATE SET n = r.n + excluded.n"
-    )
-
-
 def _per_event(source: str) -> str:
     return (
         "INSERT INTO event_participants AS r (community_id, event_id, attended, walk_ins, new)"
@@ -56,7 +44,6 @@ def _per_event(source: str) -> str:
 # CTEs over `ins`, the attendances the batch inserted (facts/events.py).
 DELTAS = [
     _MOVED,
-    f"fd AS ({_days('fm', 'sum(s.sign)', 'TRUE')})",
     "fe AS (" + _per_event(
         "(SELECT community_id, event_id, 1 AS attended, CAST(walk_in AS int) AS walk_ins,"
         " 0 AS new FROM ins UNION ALL SELECT community_id, event_id, 0, 0, sign FROM fm)"
@@ -69,9 +56,3 @@ EVENT_PARTICIPANTS_FROM_FACTS = _per_event(
     " FROM attendances UNION ALL SELECT community_id, event_id, 0, 0, 1 FROM first_attendances)"
 )
 
-
-def backfill(zone_filter: str) -> dict[str, str]:
-    """New participants per day for the zones `zone_filter` picks, from first_attendances."""
-    return {"first_attendance_days": _days(
-        "(SELECT community_id, checked_in_at AS at FROM first_attendances)", "count(*)",
-        zone_filter)}

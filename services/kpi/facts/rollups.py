@@ -34,7 +34,6 @@ from services.kpi.facts import (
     changing,
     content_views,
     counters,
-    participants,
     retention,
     speed,
 )
@@ -118,7 +117,7 @@ TABLES = (*(r.table for r in ROLLUPS), "active_counts", "active_gaps",
           "registration_days", "feedback_days",
           "retention_months", "role_holders")
 # Events and feedback (facts/participants.py, facts/backlog.py).
-TABLES += ("event_participants", "first_attendance_days", "feedback_waits", "feedback_open")
+TABLES += ("event_participants", "feedback_waits", "feedback_open")
 TABLES += counters.TABLES
 TABLES += ("content_view_totals", "first_reaction_delays", "reaction_delay_month_groups")
 
@@ -158,7 +157,7 @@ async def backfill(conn: AsyncConnection, community: str, tz: str) -> bool:
                    ("reaction_delays", speed.backfill_sql()),  # days and months
                    *changing.backfill(zone).items(),
                    ("retention_months", retention.backfill_sql(zone))]
-    statements += [*participants.backfill(zone).items(), *backlog.backfill(zone).items()]
+    statements += [*backlog.backfill(zone).items()]
     statements += [*counters.backfill(zone).items(), *counters.backfill(zone, "months").items()]
     await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # one big GROUP BY each
     for table, sql in statements:

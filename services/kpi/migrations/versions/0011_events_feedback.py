@@ -41,7 +41,8 @@ def upgrade() -> None:
     for statement in TABLES.split(";"):
         op.execute(statement)
     op.execute(participants.EVENT_PARTICIPANTS_FROM_FACTS)
-    for sql in (*participants.backfill("TRUE").values(), *backlog.backfill("TRUE").values()):
+    # Its `first_attendance_days` was filled here too, until kpi0021 dropped the table.
+    for sql in backlog.backfill("TRUE").values():
         op.execute(sql)
 
 
