@@ -182,6 +182,9 @@ class RowReader:
                     f"header: unknown column(s) {unknown}" if unknown
                     else "header: the channel column is required"
                 )
+            # Which of two cells named alike is meant cannot be told: the last one had won.
+            if twice := sorted({name for name in self._header if self._header.count(name) > 1}):
+                raise UnreadableImport(f"header: column(s) named twice {twice}")
             return None
         if len(values) != len(self._header):
             return self._line, Rejection(

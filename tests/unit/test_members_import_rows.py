@@ -56,6 +56,12 @@ def test_an_unknown_csv_column_refuses_the_whole_upload() -> None:
         RowReader(ImportFormat.CSV).feed(b"channel,phone\nvk,1\n")
 
 
+def test_a_csv_column_named_twice_refuses_the_whole_upload() -> None:
+    """Gateway QA: `channel,channel` was taken, the last cell winning."""
+    with pytest.raises(UnreadableImport, match=r"named twice \['channel'\]"):
+        RowReader(ImportFormat.CSV).feed(b"channel,Channel,city\nvk,telegram,Riga\n")
+
+
 @pytest.mark.parametrize("size", [7, 4096, 64 * 1024])
 def test_a_byte_that_is_not_utf8_is_reported_on_its_own_line(size: int) -> None:
     """QA: a bad byte on line 20,002, read in 64 KiB pieces, was reported "near line 10792" (the
