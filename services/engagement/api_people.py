@@ -107,7 +107,9 @@ async def list_feedback(
     status: Literal["submitted", "answered", "resolved"] | None = None,
     submitted_before: datetime | None = None,
 ) -> FeedbackPage:
-    """Oldest unanswered first, then answered, then resolved; each by age."""
+    """Oldest unanswered first, then answered, then resolved; each by age. Feedback that changes
+    status while a client pages moves down the queue and may come again; with `status` the
+    order is by age alone and stable."""
     after = _queue_position(cursor) if cursor else None
     async with request.app.state.engine.connect() as conn:
         entries, last = await people_views.feedback_queue(
