@@ -321,17 +321,8 @@ class EventStore:
         except Exception:
             await conn.invalidate()
             raise
-        source = self.source
-        return [
-            (Position(tx, position), Envelope(
-                id=str(event_id), source=source, type=type_, subject=stream_id,
-                community_id=community_id, sequence=version, time=occurred_at,
-                data=data if isinstance(data, dict) else json.loads(data),
-                traceparent=traceparent, recorded_at=recorded_at,
-            ))
-            for (tx, position, event_id, stream_id, community_id, type_, version, occurred_at,
-                 recorded_at, data, traceparent) in rows
-        ]
+        return [(Position(tx, position), self._envelope(columns))
+                for tx, position, *columns in rows]
 
     async def count_after(self, conn: AsyncConnection, after: Position) -> int:
         """How many committed events a reader at `after` has yet to see (relay lag)."""
@@ -344,16 +335,13 @@ class EventStore:
         )
         return int(result.scalar_one())
 
-    def _envelope(self, row: Any) -> Envelope:
+    def _envelope(self, row: Sequence[Any]) -> Envelope:
+        """An event from its `_COLUMNS`, by position (SQLAlchemy rows and asyncpg records alike:
+        the relay's read skips SQLAlchemy's rows by name)."""
+        event_id, stream_id, community_id, type_, version, occurred_at, recorded_at, data, tp = row
         return Envelope(
-            id=str(row.id),
-            source=self.source,
-            type=row.type,
-            subject=row.stream_id,
-            community_id=row.community_id,
-            sequence=row.version,
-            time=row.occurred_at,
-            data=row.data if isinstance(row.data, dict) else json.loads(row.data),
-            traceparent=row.traceparent,
-            recorded_at=row.recorded_at,
+            id=str(event_id), source=self.source, type=type_, subject=stream_id,
+            community_id=community_id, sequence=version, time=occurred_at,
+            data=data if isinstance(data, dict) else json.loads(data),
+            traceparent=tp, recorded_at=recorded_at,
         )

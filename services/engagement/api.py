@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from gatherly.channels import HEADER, custom_channels
 from gatherly.envelope import utc_now
 from gatherly.web import (
     Community,
@@ -215,13 +214,12 @@ async def remove_reaction(
 @router.post("/engagement/batch", response_class=JSONResponse)
 async def ingest_batch(
     community_id: CommunityPath, request: Request, community: Community, ingest: Ingest,
+    channels: CustomChannels,
 ) -> Response:
     """Up to 1,000 views and reactions in one transaction, answered per item. An invalid
     envelope (not JSON, no `items` list, over the limit) is refused whole: nothing written."""
     parsed = parse_batch(await request.body(), batch.MAX_ITEMS)
     facts = [item for item in parsed if not isinstance(item, dict)]
-    # The header read here, not as a declared dependency: this route keeps its one dependency.
-    channels = custom_channels(request.headers.get(HEADER))
     outcomes = await ingest.ingest(community, facts, channels) if facts else []
     return Response(batch_answer(parsed, outcomes), media_type="application/json")
 
